@@ -1,0 +1,358 @@
+"""Turn Orders API v2026-01-01 JSON into plain, validated records.
+
+:func:`parse_order` reads one ``Order`` object (model ``orders_2026-01-01.json``)
+and returns an :class:`OrderRecord` with its :class:`ItemRecord` lines: money as
+:class:`~decimal.Decimal` in the order's currency, times as aware UTC datetimes,
+and the status in Seller Central's names, which admins know (``Unshipped``,
+``Canceled`` …). Anything the model requires but the body lacks raises
+:class:`~flask_amazon_orders.errors.MalformedResponseError`, so a broken answer
+from Amazon is an error, never an empty or half-read order. No Flask here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ..errors import MalformedResponseError
+
+#: Orders v2026-01-01 ``fulfillmentStatus`` -> Seller Central's status name.
+STATUS_FROM_AMAZON: dict[str, str] = {
+    "PENDING_AVAILABILITY": "PendingAvailability",
+    "PENDING": "Pending",
+    "UNSHIPPED": "Unshipped",
+    "PARTIALLY_SHIPPED": "PartiallyShipped",
+    "SHIPPED": "Shipped",
+    "CANCELLED": "Canceled",
+    "UNFULFILLABLE": "Unfulfillable",
+}
+
+#: Seller Central's status names as shown to admins.
+STATUS_LABELS: dict[str, str] = {
+    "PendingAvailability": "Pending Availability",
+    "Pending": "Pending",
+    "Unshipped": "Unshipped",
+    "PartiallyShipped": "Partially Shipped",
+    "Shipped": "Shipped",
+    "Canceled": "Canceled",
+    "Unfulfillable": "Unfulfillable",
+}
+
+#: ``fulfilledBy`` -> the fulfilment channel codes of Seller Central.
+CHANNEL_FROM_AMAZON = {"MERCHANT": "MFN", "AMAZON": "AFN"}
+
+#: The ``includedData`` sets the sync asks for.
+INCLUDED_DATA = ("PROCEEDS", "FULFILLMENT", "CANCELLATION", "PROMOTION")
+INCLUDED_BUYER_DATA = ("BUYER", "RECIPIENT")
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemRecord:
+    order_item_id: str
+    asin: str | None
+    seller_sku: str | None
+    title: str | None
+    condition: str | None
+    quantity_ordered: int
+    quantity_shipped: int
+    unit_price: Decimal | None
+    item_price: Decimal | None
+    shipping_price: Decimal | None
+    item_tax: Decimal | None
+    shipping_tax: Decimal | None
+    discount: Decimal | None
+    total: Decimal | None
+    buyer_cancel_requested: bool
+    buyer_cancel_reason: str | None
+    cancelled_by: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderRecord:
+    amazon_order_id: str
+    seller_order_id: str | None
+    purchased_at: dt.datetime
+    amazon_updated_at: dt.datetime
+    status: str
+    amazon_status: str
+    fulfillment_channel: str | None
+    service_level: str | None
+    marketplace_id: str | None
+    sales_channel: str | None
+    programs: tuple[str, ...]
+    earliest_ship_at: dt.datetime | None
+    latest_ship_at: dt.datetime | None
+    earliest_delivery_at: dt.datetime | None
+    latest_delivery_at: dt.datetime | None
+    currency: str | None
+    order_total: Decimal | None
+    ship_country: str | None
+    buyer: dict[str, str] | None = dataclasses.field(repr=False)
+    shipping_address: dict[str, str] | None = dataclasses.field(repr=False)
+    items: tuple[ItemRecord, ...]
+
+    @property
+    def buyer_cancel_requested(self) -> bool:
+        return any(item.buyer_cancel_requested for item in self.items)
+
+    @property
+    def buyer_cancel_reason(self) -> str | None:
+        for item in self.items:
+            if item.buyer_cancel_requested and item.buyer_cancel_reason:
+                return item.buyer_cancel_reason
+        return None
+
+
+class _Reader:
+    """Reads one order, naming the order and the field in every error."""
+
+    def __init__(self, operation: str | None) -> None:
+        self.operation = operation
+        self.order_id: str | None = None
+
+    def fail(self, what: str) -> MalformedResponseError:
+        where = f"order {self.order_id}: " if self.order_id else ""
+        return MalformedResponseError(f"{where}{what}", operation=self.operation)
+
+    def obj(self, parent: Mapping[str, Any], key: str, required: bool = False) -> Mapping[str, Any]:
+        value = parent.get(key)
+        if value is None:
+            if required:
+                raise self.fail(f"missing {key!r}")
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(f"{key!r} is not an object")
+        return value
+
+    def text(self, parent: Mapping[str, Any], key: str, required: bool = False) -> str | None:
+        value = parent.get(key)
+        if value is None or value == "":
+            if required:
+                raise self.fail(f"missing {key!r}")
+            return None
+        if not isinstance(value, str):
+            raise self.fail(f"{key!r} is not a string")
+        return value
+
+    def integer(self, parent: Mapping[str, Any], key: str, required: bool = False) -> int | None:
+        value = parent.get(key)
+        if value is None:
+            if required:
+                raise self.fail(f"missing {key!r}")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(f"{key!r} is not a non-negative integer")
+        return value
+
+    def time(
+        self, parent: Mapping[str, Any], key: str, required: bool = False
+    ) -> dt.datetime | None:
+        value = self.text(parent, key, required)
+        if value is None:
+            return None
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise self.fail(f"{key!r} is not an ISO 8601 time: {value!r}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        return parsed.astimezone(dt.timezone.utc)
+
+    def money(self, parent: Mapping[str, Any], key: str, currency: list[str]) -> Decimal | None:
+        value = parent.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise self.fail(f"{key!r} is not a Money object")
+        return self.amount(value, currency)
+
+    def amount(self, money: Mapping[str, Any], currency: list[str]) -> Decimal:
+        raw = money.get("amount")
+        code = money.get("currencyCode")
+        if not isinstance(raw, str | int | float) or not isinstance(code, str) or not code:
+            raise self.fail("a Money value lacks amount or currencyCode")
+        try:
+            number = Decimal(str(raw))
+        except InvalidOperation:
+            raise self.fail(f"amount {raw!r} is not a decimal number") from None
+        if not number.is_finite():
+            raise self.fail(f"amount {raw!r} is not a finite number")
+        if currency and currency[0] != code:
+            raise self.fail(f"mixed currencies {currency[0]} and {code}")
+        if not currency:
+            currency.append(code)
+        return number
+
+
+def _window(reader: _Reader, parent: Mapping[str, Any], key: str) -> tuple[Any, Any]:
+    window = reader.obj(parent, key)
+    return reader.time(window, "earliestDateTime"), reader.time(window, "latestDateTime")
+
+
+def _breakdowns(
+    reader: _Reader, proceeds: Mapping[str, Any], currency: list[str]
+) -> dict[str, Decimal]:
+    """Sum the item proceeds breakdowns by type; TAX also split into item and shipping."""
+    sums: dict[str, Decimal] = {}
+    entries = proceeds.get("breakdowns") or []
+    if not isinstance(entries, list):
+        raise reader.fail("proceeds 'breakdowns' is not a list")
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise reader.fail("a proceeds breakdown is not an object")
+        kind = reader.text(entry, "type", required=True) or ""
+        subtotal = reader.obj(entry, "subtotal", required=True)
+        sums[kind] = sums.get(kind, Decimal(0)) + reader.amount(subtotal, currency)
+        if kind == "TAX":
+            for detail in entry.get("detailedBreakdowns") or []:
+                subtype = detail.get("subtype") if isinstance(detail, Mapping) else None
+                value = detail.get("value") if isinstance(detail, Mapping) else None
+                if subtype and isinstance(value, Mapping):
+                    key = f"TAX:{subtype}"
+                    sums[key] = sums.get(key, Decimal(0)) + reader.amount(value, currency)
+    return sums
+
+
+def _item(reader: _Reader, raw: Any, status: str, currency: list[str]) -> ItemRecord:
+    if not isinstance(raw, Mapping):
+        raise reader.fail("an order item is not an object")
+    item_id = reader.text(raw, "orderItemId", required=True) or ""
+    ordered = reader.integer(raw, "quantityOrdered", required=True) or 0
+    product = reader.obj(raw, "product", required=True)
+    price = reader.obj(product, "price")
+    condition = reader.obj(product, "condition")
+    fulfillment = reader.obj(raw, "fulfillment")
+    shipped = reader.integer(fulfillment, "quantityFulfilled")
+    if shipped is None:
+        shipped = ordered if status == "Shipped" else 0
+    proceeds = reader.obj(raw, "proceeds")
+    sums = _breakdowns(reader, proceeds, currency)
+    unit_price = reader.money(price, "unitPrice", currency)
+    item_price = sums.get("ITEM")
+    if item_price is None and unit_price is not None:
+        item_price = unit_price * ordered
+    item_tax = sums.get("TAX:ITEM")
+    shipping_tax = sums.get("TAX:SHIPPING")
+    if item_tax is None and shipping_tax is None and "TAX" in sums:
+        item_tax = sums["TAX"]
+    total = reader.money(proceeds, "proceedsTotal", currency)
+    if total is None and sums:
+        total = sum((v for k, v in sums.items() if ":" not in k), Decimal(0))
+    cancellation = reader.obj(raw, "cancellation")
+    request = reader.obj(cancellation, "cancellationRequest")
+    execution = reader.obj(cancellation, "cancellationExecution")
+    return ItemRecord(
+        order_item_id=item_id,
+        asin=reader.text(product, "asin"),
+        seller_sku=reader.text(product, "sellerSku"),
+        title=reader.text(product, "title"),
+        condition=reader.text(condition, "conditionType"),
+        quantity_ordered=ordered,
+        quantity_shipped=min(shipped, ordered),
+        unit_price=unit_price,
+        item_price=item_price,
+        shipping_price=sums.get("SHIPPING"),
+        item_tax=item_tax,
+        shipping_tax=shipping_tax,
+        discount=sums.get("DISCOUNT"),
+        total=total,
+        buyer_cancel_requested=request.get("requester") == "BUYER",
+        buyer_cancel_reason=reader.text(request, "cancelReason"),
+        cancelled_by=reader.text(execution, "cancelledBy"),
+    )
+
+
+_ADDRESS_FIELDS = (
+    "name",
+    "companyName",
+    "addressLine1",
+    "addressLine2",
+    "addressLine3",
+    "city",
+    "districtOrCounty",
+    "stateOrRegion",
+    "municipality",
+    "postalCode",
+    "countryCode",
+    "phone",
+    "addressType",
+)
+_BUYER_FIELDS = ("buyerName", "buyerEmail", "buyerCompanyName", "buyerPurchaseOrderNumber")
+
+
+def _strings(source: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, str] | None:
+    picked = {k: v for k in fields if isinstance(v := source.get(k), str) and v}
+    return picked or None
+
+
+def parse_order(raw: Any, *, operation: str | None = None) -> OrderRecord:
+    """Parse one Orders v2026-01-01 ``Order`` object into an :class:`OrderRecord`."""
+    reader = _Reader(operation)
+    if not isinstance(raw, Mapping):
+        raise reader.fail("an order is not an object")
+    reader.order_id = reader.text(raw, "orderId", required=True)
+    fulfillment = reader.obj(raw, "fulfillment", required=True)
+    amazon_status = reader.text(fulfillment, "fulfillmentStatus", required=True) or ""
+    status = STATUS_FROM_AMAZON.get(amazon_status)
+    if status is None:
+        raise reader.fail(f"unknown fulfillmentStatus {amazon_status!r}")
+    channel = reader.obj(raw, "salesChannel", required=True)
+    raw_items = raw.get("orderItems")
+    if not isinstance(raw_items, list):
+        raise reader.fail("missing 'orderItems'")
+    currency: list[str] = []
+    proceeds = reader.obj(raw, "proceeds")
+    order_total = reader.money(proceeds, "grandTotal", currency)
+    items = tuple(_item(reader, entry, status, currency) for entry in raw_items)
+    ids = [item.order_item_id for item in items]
+    if len(set(ids)) != len(ids):
+        raise reader.fail("duplicate orderItemId")
+    if order_total is None and items and all(item.total is not None for item in items):
+        order_total = sum((item.total for item in items if item.total is not None), Decimal(0))
+    aliases = raw.get("orderAliases") or []
+    seller_order_id = next(
+        (
+            a.get("aliasId")
+            for a in aliases
+            if isinstance(a, Mapping) and a.get("aliasType") == "SELLER_ORDER_ID"
+        ),
+        None,
+    )
+    programs = raw.get("programs") or []
+    if not isinstance(programs, list) or not all(isinstance(p, str) for p in programs):
+        raise reader.fail("'programs' is not a list of strings")
+    recipient = reader.obj(raw, "recipient")
+    address = _strings(reader.obj(recipient, "deliveryAddress"), _ADDRESS_FIELDS)
+    ship_by = _window(reader, fulfillment, "shipByWindow")
+    deliver_by = _window(reader, fulfillment, "deliverByWindow")
+    fulfilled_by = reader.text(fulfillment, "fulfilledBy")
+    purchased_at = reader.time(raw, "createdTime", required=True)
+    updated_at = reader.time(raw, "lastUpdatedTime", required=True)
+    assert purchased_at is not None and updated_at is not None
+    return OrderRecord(
+        amazon_order_id=reader.order_id or "",
+        seller_order_id=seller_order_id if isinstance(seller_order_id, str) else None,
+        purchased_at=purchased_at,
+        amazon_updated_at=updated_at,
+        status=status,
+        amazon_status=amazon_status,
+        fulfillment_channel=CHANNEL_FROM_AMAZON.get(fulfilled_by or "", fulfilled_by),
+        service_level=reader.text(fulfillment, "fulfillmentServiceLevel"),
+        marketplace_id=reader.text(channel, "marketplaceId"),
+        sales_channel=reader.text(channel, "marketplaceName")
+        or reader.text(channel, "channelName"),
+        programs=tuple(programs),
+        earliest_ship_at=ship_by[0],
+        latest_ship_at=ship_by[1],
+        earliest_delivery_at=deliver_by[0],
+        latest_delivery_at=deliver_by[1],
+        currency=currency[0] if currency else None,
+        order_total=order_total,
+        ship_country=(address or {}).get("countryCode"),
+        buyer=_strings(reader.obj(raw, "buyer"), _BUYER_FIELDS),
+        shipping_address=address,
+        items=items,
+    )
