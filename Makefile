@@ -1,0 +1,32 @@
+# The two set-up commands of the README, and a few more for developers.
+#   make demo   runs the example shop on the bundled Amazon sandbox
+#   make test   runs the test suite (SQLite; PostgreSQL when
+#               AMAZON_ORDERS_TEST_DATABASE_URL is set)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install -q -e . --group tests --group lint
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m example_app
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check flask_amazon_orders example_app tests bench
+	$(BIN)/ruff format --check flask_amazon_orders example_app tests bench
+	$(BIN)/mypy
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/bench_sync.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

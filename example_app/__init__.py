@@ -1,0 +1,56 @@
+"""A small but real Flask shop that uses Flask-Amazon-Orders.
+
+``create_app()`` builds the shop. ``python -m example_app`` runs it together
+with the bundled Amazon sandbox (see ``__main__.py``), with no network needed.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any
+
+from flask import Flask
+
+from flask_amazon_orders import AmazonOrders
+
+from .models import CATALOG, Product, db
+
+amazon_orders = AmazonOrders(db=db)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(SECRET_KEY="dev-only-secret-change-me", DATABASE_FILE="shop.sqlite")
+    # SHOP_SECRET_KEY, SHOP_SQLALCHEMY_DATABASE_URI, SHOP_AMAZON_ORDERS_… override.
+    app.config.from_prefixed_env("SHOP")
+    if config:
+        app.config.update(config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.setdefault(
+        "SQLALCHEMY_DATABASE_URI",
+        "sqlite:///" + os.path.join(app.instance_path, app.config["DATABASE_FILE"]),
+    )
+    db.init_app(app)
+    amazon_orders.init_app(app)
+
+    from .views import shop
+
+    app.register_blueprint(shop)
+
+    @app.cli.command("init-db")
+    def init_db_command() -> None:
+        """Create the tables and the shop's catalogue."""
+        init_db()
+        print("Database ready.")
+
+    return app
+
+
+def init_db() -> None:
+    """Create every table (the shop's and the extension's) and the catalogue."""
+    db.create_all()
+    if db.session.query(Product).count() == 0:
+        for sku, name, price in CATALOG:
+            db.session.add(Product(sku=sku, name=name, price=Decimal(price), stock=25))
+        db.session.commit()

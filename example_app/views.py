@@ -1,0 +1,49 @@
+"""The shop's pages: catalogue, shop orders, and an overview of the Amazon stores."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, render_template
+
+from flask_amazon_orders.models import AmazonOrder, Store, SyncRun
+
+from .models import Product, ShopOrder, db
+
+shop = Blueprint("shop", __name__)
+
+
+@shop.route("/")
+def index() -> str:
+    products = db.session.scalars(sa.select(Product).order_by(Product.name)).all()
+    return render_template("shop/index.html", products=products)
+
+
+@shop.route("/orders")
+def orders() -> str:
+    shop_orders = db.session.scalars(sa.select(ShopOrder).order_by(ShopOrder.id.desc())).all()
+    return render_template("shop/orders.html", orders=shop_orders)
+
+
+@shop.route("/amazon")
+def amazon() -> str:
+    stores = db.session.scalars(sa.select(Store).order_by(Store.id)).all()
+    overview = []
+    for store in stores:
+        counts = dict(
+            db.session.execute(
+                sa.select(AmazonOrder.status, sa.func.count())
+                .where(AmazonOrder.store_id == store.id)
+                .group_by(AmazonOrder.status)
+            ).all()
+        )
+        recent = db.session.scalars(
+            sa.select(AmazonOrder)
+            .where(AmazonOrder.store_id == store.id)
+            .order_by(AmazonOrder.purchased_at.desc())
+            .limit(15)
+        ).all()
+        last_run = db.session.scalar(
+            sa.select(SyncRun).where(SyncRun.store_id == store.id).order_by(SyncRun.id.desc())
+        )
+        overview.append({"store": store, "counts": counts, "recent": recent, "last_run": last_run})
+    return render_template("shop/amazon.html", overview=overview)

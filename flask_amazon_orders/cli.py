@@ -1,0 +1,183 @@
+"""The ``flask amazon-orders`` command group: thin wrappers over the Python API."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from flask.cli import AppGroup, with_appcontext
+
+from .errors import AmazonOrdersError
+
+amazon_orders_cli = AppGroup("amazon-orders", help="Amazon Seller Central orders.")
+store_cli = AppGroup("store", help="Connect and list Amazon stores.")
+amazon_orders_cli.add_command(store_cli)
+
+
+def _fail(exc: BaseException) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@store_cli.command("add")
+@click.option("--name", required=True, help="What admins call the store, e.g. 'Amazon DE'.")
+@click.option("--seller-id", required=True, help="Amazon seller id (merchant token).")
+@click.option(
+    "--marketplace",
+    required=True,
+    help="Marketplace id or country code, e.g. A1PA6795UKMFR9 or DE.",
+)
+@click.option(
+    "--refresh-token",
+    prompt=True,
+    hide_input=True,
+    envvar="AMAZON_ORDERS_REFRESH_TOKEN",
+    help="LWA refresh token of the seller's authorization (prompted for if not given; "
+    "or set AMAZON_ORDERS_REFRESH_TOKEN).",
+)
+@click.option("--region", type=click.Choice(["na", "eu", "fe"]), help="Derived if omitted.")
+@click.option(
+    "--import/--no-import",
+    "order_import",
+    default=False,
+    show_default=True,
+    help="The order import toggle: create shop orders from Amazon orders.",
+)
+@with_appcontext
+def store_add(
+    name: str,
+    seller_id: str,
+    marketplace: str,
+    refresh_token: str,
+    region: str | None,
+    order_import: bool,
+) -> None:
+    """Connect an Amazon seller account in one marketplace."""
+    from .services.stores import add_store
+
+    try:
+        store = add_store(
+            name=name,
+            seller_id=seller_id,
+            marketplace=marketplace,
+            refresh_token=refresh_token,
+            region=region,
+            order_import_enabled=order_import,
+        )
+    except AmazonOrdersError as exc:
+        raise _fail(exc) from None
+    click.echo(
+        f"Connected store {store.id} {store.name!r} "
+        f"(seller {store.seller_id}, marketplace {store.marketplace_id})."
+    )
+
+
+@store_cli.command("list")
+@with_appcontext
+def store_list() -> None:
+    """List the connected stores (never their secrets)."""
+    from .services.stores import list_stores
+
+    stores = list_stores()
+    if not stores:
+        click.echo("No stores yet; add one with 'flask amazon-orders store add'.")
+        return
+    for store in stores:
+        state = "active" if store.active else "inactive"
+        last = (
+            store.last_sync_succeeded_at.strftime("%Y-%m-%d %H:%M UTC")
+            if (store.last_sync_succeeded_at)
+            else "never"
+        )
+        line = (
+            f"{store.id:>4}  {store.name:<24} {store.seller_id:<16} {store.marketplace_id:<15} "
+            f"{state:<8} import={'on' if store.order_import_enabled else 'off':<3} "
+            f"last sync: {last}"
+        )
+        click.echo(line)
+        if store.last_sync_error:
+            click.echo(f"      error: {store.last_sync_error}")
+
+
+@amazon_orders_cli.command("sync")
+@click.option(
+    "--store",
+    "store_refs",
+    multiple=True,
+    help="Store id or name (repeatable). Default: every active store.",
+)
+@with_appcontext
+def sync_command(store_refs: tuple[str, ...]) -> None:
+    """Import new and changed Amazon orders now."""
+    from .jobs.sync import PageProgress, sync_store
+    from .services.stores import find_store, list_stores
+
+    try:
+        stores = (
+            [find_store(ref) for ref in store_refs] if store_refs else list_stores(active_only=True)
+        )
+    except LookupError as exc:
+        raise _fail(exc) from None
+    if not stores:
+        click.echo("No active stores to sync.")
+        return
+
+    def show(page: PageProgress) -> None:
+        click.echo(
+            f"  page {page.page}: {page.orders} orders, {len(page.created)} new, "
+            f"{len(page.updated) + len(page.status_changes)} changed"
+        )
+
+    failed = []
+    for store in stores:
+        click.echo(f"Syncing {store.name} ({store.marketplace_id}) …")
+        started = time.monotonic()
+        run = sync_store(store.id, trigger="cli", progress=show)
+        took = time.monotonic() - started
+        if run.status == "succeeded":
+            click.echo(
+                f"  done in {took:.1f} s: {run.orders_seen} orders seen, "
+                f"{run.orders_created} new, {run.orders_updated} changed, "
+                f"{run.api_calls} API calls."
+            )
+        else:
+            failed.append(store.name)
+            click.echo(f"  failed: {run.error}", err=True)
+    if failed:
+        raise click.ClickException(f"Sync failed for: {', '.join(failed)}.")
+
+
+@amazon_orders_cli.command("worker")
+@click.option("--interval", type=float, help="Seconds between rounds (default: config).")
+@click.option("--once", is_flag=True, help="Run one round and exit (for cron).")
+@with_appcontext
+def worker_command(interval: float | None, once: bool) -> None:
+    """Run the embedded sync worker in the foreground until Ctrl-C."""
+    from flask import current_app
+
+    from .extension import get_extension
+    from .runners.embedded import EmbeddedWorker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    worker = EmbeddedWorker(
+        app, interval=interval or get_extension().settings.sync_interval_seconds
+    )
+    if once:
+        worker.run_once()
+        return
+    click.echo(f"Syncing every {worker.interval:g} s; Ctrl-C stops.")
+    worker.start()
+    try:
+        while worker.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        click.echo("Stopping …")
+    finally:
+        worker.stop()
+
+
+@amazon_orders_cli.command("generate-key")
+def generate_key() -> None:
+    """Print a new random key for AMAZON_ORDERS_ENCRYPTION_KEYS."""
+    from .crypto import Encryptor
+
+    click.echo(Encryptor.generate_key())

@@ -1,0 +1,212 @@
+"""The :class:`AmazonOrders` extension object."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app
+
+from . import config as config_module
+from .client import ENDPOINTS, LWACredentials, RateLimiter, RetryPolicy, SPAPIClient
+from .crypto import Encryptor
+from .errors import ConfigurationError
+from .models import metadata
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy.orm import scoped_session
+
+    from .models import Store, SyncRun
+    from .runners.embedded import EmbeddedWorker
+
+EXTENSION_KEY = "amazon_orders"
+
+
+@dataclasses.dataclass
+class _State:
+    """What the extension keeps per app, in ``app.extensions["amazon_orders"]``."""
+
+    extension: AmazonOrders
+    settings: config_module.Settings
+    secret_key: str | None = dataclasses.field(repr=False)
+    worker: EmbeddedWorker | None = None
+    _encryptor: Encryptor | None = dataclasses.field(default=None, repr=False)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def encryptor(self) -> Encryptor:
+        with self._lock:
+            if self._encryptor is None:
+                keys: tuple[str, ...] | list[str] = self.settings.encryption_keys
+                if not keys and self.secret_key:
+                    keys = [self.secret_key]
+                self._encryptor = Encryptor(keys)
+            return self._encryptor
+
+
+class AmazonOrders:
+    """Connects a Flask shop to Amazon Seller Central.
+
+    ::
+
+        db = SQLAlchemy(app)
+        amazon_orders = AmazonOrders(app, db=db)
+
+    or, with an app factory, ``amazon_orders = AmazonOrders(db=db)`` and later
+    ``amazon_orders.init_app(app)``. The extension's tables are added to
+    ``db.metadata``; create them with ``db.create_all()`` or the shipped
+    migrations. Configuration is read from ``AMAZON_ORDERS_*`` keys at
+    :meth:`init_app`; see the configuration page of the docs.
+
+    :param app: the Flask app, or ``None`` to call :meth:`init_app` later.
+    :param db: the host's Flask-SQLAlchemy instance.
+    :param rate_limiter: where the SP-API rate-limit buckets live. The default
+        is one in-process limiter shared by every client of the process; several
+        processes need a shared one.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        db: SQLAlchemy,
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
+        if db is None:
+            raise TypeError("AmazonOrders needs the host's Flask-SQLAlchemy instance: db=...")
+        self.db = db
+        self.rate_limiter = rate_limiter
+        for table in metadata.sorted_tables:
+            if table.name not in db.metadata.tables:
+                table.to_metadata(db.metadata)
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Set up the extension for ``app``: configuration, CLI, worker."""
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "Flask-Amazon-Orders is already set up on this app; call init_app once per app."
+            )
+        config_module.set_defaults(app.config)
+        settings = config_module.load_settings(app.config)
+        state = _State(extension=self, settings=settings, secret_key=app.config.get("SECRET_KEY"))
+        app.extensions[EXTENSION_KEY] = state
+
+        from .cli import amazon_orders_cli
+
+        app.cli.add_command(amazon_orders_cli)
+
+        if settings.embedded_worker:
+            from .runners.embedded import EmbeddedWorker
+
+            state.worker = EmbeddedWorker(app, interval=settings.sync_interval_seconds)
+            app.before_request(state.worker.ensure_started)
+
+    # -- per-app state -------------------------------------------------------------
+
+    def _state(self, app: Flask | None = None) -> _State:
+        if app is None:
+            try:
+                app = current_app._get_current_object()  # type: ignore[attr-defined]
+            except RuntimeError:
+                raise RuntimeError(
+                    "Flask-Amazon-Orders was used outside an application context. "
+                    "Use 'with app.app_context():' around the call."
+                ) from None
+        try:
+            state: _State = app.extensions[EXTENSION_KEY]
+        except KeyError:
+            raise RuntimeError(
+                "Flask-Amazon-Orders is not set up on this app; call AmazonOrders.init_app(app)."
+            ) from None
+        if state.extension is not self:
+            raise RuntimeError("This app was set up with a different AmazonOrders instance.")
+        return state
+
+    @property
+    def settings(self) -> config_module.Settings:
+        """The validated configuration of the current app."""
+        return self._state().settings
+
+    @property
+    def session(self) -> scoped_session[Any]:
+        """The host's database session."""
+        return self.db.session
+
+    @property
+    def encryptor(self) -> Encryptor:
+        """Encrypts refresh tokens and buyer data with the configured keys."""
+        return self._state().encryptor
+
+    @property
+    def worker(self) -> EmbeddedWorker | None:
+        """The embedded background worker, if ``AMAZON_ORDERS_EMBEDDED_WORKER`` is on."""
+        return self._state().worker
+
+    # -- Amazon --------------------------------------------------------------------
+
+    def client_for(self, store: Store) -> SPAPIClient:
+        """An SP-API client for ``store``. Missing credentials fail at its first call."""
+        settings = self.settings
+        refresh_token = (
+            self.encryptor.decrypt(store.refresh_token_encrypted)
+            if store.refresh_token_encrypted
+            else ""
+        )
+        endpoint = settings.endpoint or ENDPOINTS.get(store.region)
+        if endpoint is None:
+            raise ConfigurationError(
+                f"Store {store.name!r} has unknown region {store.region!r}; "
+                "expected na, eu or fe, or set AMAZON_ORDERS_ENDPOINT."
+            )
+        return SPAPIClient(
+            credentials=LWACredentials(
+                settings.lwa_client_id or "", settings.lwa_client_secret or "", refresh_token
+            ),
+            endpoint=endpoint,
+            lwa_url=settings.lwa_url,
+            seller_key=store.seller_id,
+            rate_limiter=self.rate_limiter,
+            retry=RetryPolicy(
+                max_attempts=settings.retry_max_attempts,
+                backoff_base=settings.retry_backoff_seconds,
+                backoff_cap=settings.retry_backoff_cap_seconds,
+            ),
+            timeout=settings.http_timeout,
+            rate_scale=settings.rate_limit_scale,
+        )
+
+    # -- the Python API (the CLI and the jobs call these too) ----------------------
+
+    def add_store(self, **fields: Any) -> Store:
+        """Connect an Amazon seller account; see :func:`.services.stores.add_store`."""
+        from .services.stores import add_store
+
+        return add_store(**fields)
+
+    def sync(self, store: Store | int, *, trigger: str = "api", progress: Any = None) -> SyncRun:
+        """Sync one store's orders now; see :func:`.jobs.sync.sync_store`."""
+        from .jobs.sync import sync_store
+
+        return sync_store(store, trigger=trigger, progress=progress)
+
+
+def get_extension(app: Flask | None = None) -> AmazonOrders:
+    """The :class:`AmazonOrders` set up on ``app`` (default: the current app)."""
+    if app is None:
+        try:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        except RuntimeError:
+            raise RuntimeError(
+                "Flask-Amazon-Orders was used outside an application context. "
+                "Use 'with app.app_context():' around the call."
+            ) from None
+    try:
+        return app.extensions[EXTENSION_KEY].extension  # type: ignore[no-any-return]
+    except KeyError:
+        raise RuntimeError(
+            "Flask-Amazon-Orders is not set up on this app; call AmazonOrders.init_app(app)."
+        ) from None

@@ -1,0 +1,431 @@
+"""Incremental order sync: Amazon's ``searchOrders`` into the ``amazon_*`` tables.
+
+One function, :func:`sync_store`, is the sync; the CLI, the embedded worker and
+task queues all call it. For one store it asks Amazon for every order changed
+since the store's cursor (minus a small overlap, so late-indexed changes are not
+missed), page by page, 100 orders a page with their items inline, and upserts
+each page in one transaction: new orders and items are inserted, changed ones
+updated, unchanged ones (same ``lastUpdatedTime``) not touched. Every new order
+and every status change gets an :class:`~flask_amazon_orders.models.OrderEvent`.
+
+The cursor moves only when the whole window is stored, in the same commit as the
+last page. While a window is open, the next page's token is committed with each
+page, so a sync that fails (throttling storm, 503, timeout, a crash) resumes at
+the page it had reached; if Amazon no longer accepts that token, the window is
+read again from its start, which is safe because the upsert is idempotent.
+Signals are sent after each commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .. import signals
+from ..client.records import INCLUDED_BUYER_DATA, INCLUDED_DATA, OrderRecord, parse_order
+from ..errors import (
+    AmazonOrdersError,
+    InvalidInputError,
+    MalformedResponseError,
+    MissingCredentialsError,
+    RefreshTokenRevokedError,
+)
+from ..extension import AmazonOrders, get_extension
+from ..models import AmazonOrder, AmazonOrderItem, OrderEvent, Store, SyncRun, utcnow
+
+log = logging.getLogger("flask_amazon_orders.sync")
+
+#: Amazon keeps a pagination token for 24 hours; resume only well within that.
+PAGE_TOKEN_MAX_AGE = dt.timedelta(hours=23)
+#: Amazon's data is complete up to at least two minutes before a request.
+AMAZON_LAG = dt.timedelta(minutes=2)
+
+_ORDER_FIELDS = (
+    "seller_order_id",
+    "status",
+    "amazon_status",
+    "fulfillment_channel",
+    "service_level",
+    "marketplace_id",
+    "sales_channel",
+    "purchased_at",
+    "amazon_updated_at",
+    "earliest_ship_at",
+    "latest_ship_at",
+    "earliest_delivery_at",
+    "latest_delivery_at",
+    "currency",
+    "order_total",
+    "ship_country",
+    "buyer_cancel_requested",
+    "buyer_cancel_reason",
+)
+_ITEM_FIELDS = (
+    "asin",
+    "seller_sku",
+    "title",
+    "condition",
+    "quantity_ordered",
+    "quantity_shipped",
+    "unit_price",
+    "item_price",
+    "shipping_price",
+    "item_tax",
+    "shipping_tax",
+    "discount",
+    "total",
+    "buyer_cancel_requested",
+    "buyer_cancel_reason",
+    "cancelled_by",
+)
+
+
+@dataclasses.dataclass
+class PageProgress:
+    """What one stored page changed; passed to the ``progress`` callback."""
+
+    store: Store
+    run: SyncRun
+    page: int
+    orders: int
+    created: list[AmazonOrder] = dataclasses.field(default_factory=list)
+    updated: list[AmazonOrder] = dataclasses.field(default_factory=list)
+    status_changes: list[tuple[AmazonOrder, str, str]] = dataclasses.field(default_factory=list)
+    last_page: bool = False
+
+
+ProgressCallback = Callable[[PageProgress], None]
+
+
+def _order_values(record: OrderRecord) -> dict[str, Any]:
+    values = {name: getattr(record, name) for name in _ORDER_FIELDS}
+    values["programs"] = ",".join(record.programs) or None
+    values["items_count"] = sum(item.quantity_ordered for item in record.items)
+    return values
+
+
+def _buyer_data(ext: AmazonOrders, record: OrderRecord) -> str | None:
+    if not record.buyer and not record.shipping_address:
+        return None
+    payload = {"buyer": record.buyer, "shipping_address": record.shipping_address}
+    return ext.encryptor.encrypt(json.dumps(payload, separators=(",", ":")))
+
+
+def _apply_items(order: AmazonOrder, record: OrderRecord) -> None:
+    current = {item.order_item_id: item for item in order.items}
+    for item_record in record.items:
+        values = {name: getattr(item_record, name) for name in _ITEM_FIELDS}
+        item = current.get(item_record.order_item_id)
+        if item is None:
+            order.items.append(AmazonOrderItem(order_item_id=item_record.order_item_id, **values))
+            continue
+        for name, value in values.items():
+            if getattr(item, name) != value:
+                setattr(item, name, value)
+
+
+def _store_page(
+    ext: AmazonOrders, store: Store, records: Sequence[OrderRecord], progress: PageProgress
+) -> None:
+    """Upsert one page of orders into the session (the caller commits)."""
+    session = ext.session
+    latest: dict[str, OrderRecord] = {}
+    for record in records:
+        seen = latest.get(record.amazon_order_id)
+        if seen is None or record.amazon_updated_at > seen.amazon_updated_at:
+            latest[record.amazon_order_id] = record
+    if not latest:
+        return
+    existing = {
+        order.amazon_order_id: order
+        for order in session.scalars(
+            sa.select(AmazonOrder).where(
+                AmazonOrder.store_id == store.id,
+                AmazonOrder.amazon_order_id.in_(list(latest)),
+            )
+        )
+    }
+    for amazon_order_id, record in latest.items():
+        order = existing.get(amazon_order_id)
+        if order is None:
+            order = AmazonOrder(
+                store_id=store.id,
+                amazon_order_id=amazon_order_id,
+                buyer_data_encrypted=_buyer_data(ext, record),
+                **_order_values(record),
+            )
+            order.store = store
+            _apply_items(order, record)
+            order.events = [
+                OrderEvent(
+                    kind="imported",
+                    actor="sync",
+                    to_status=record.status,
+                    message=f"Imported from Amazon as {order.status_label}.",
+                )
+            ]
+            session.add(order)
+            progress.created.append(order)
+            continue
+        if record.amazon_updated_at <= order.amazon_updated_at:
+            continue  # unchanged, or an older copy than the one stored
+        old_status = order.status
+        had_cancel_request = order.buyer_cancel_requested
+        for name, value in _order_values(record).items():
+            if getattr(order, name) != value:
+                setattr(order, name, value)
+        if order.buyer_data_encrypted is not None or record.buyer or record.shipping_address:
+            order.buyer_data_encrypted = _buyer_data(ext, record)
+        _apply_items(order, record)
+        if record.status != old_status:
+            session.add(
+                OrderEvent(
+                    order_id=order.id,
+                    kind="status_changed",
+                    actor="amazon",
+                    from_status=old_status,
+                    to_status=record.status,
+                    message=f"Amazon changed the status to {order.status_label}.",
+                )
+            )
+            progress.status_changes.append((order, old_status, record.status))
+        else:
+            progress.updated.append(order)
+        if record.buyer_cancel_requested and not had_cancel_request:
+            reason = record.buyer_cancel_reason
+            session.add(
+                OrderEvent(
+                    order_id=order.id,
+                    kind="buyer_cancel_requested",
+                    actor="buyer",
+                    message="The buyer asked Amazon to cancel this order"
+                    + (f": {reason}" if reason else "."),
+                )
+            )
+
+
+def _send_signals(app: Any, progress: PageProgress) -> None:
+    store = progress.store
+    if signals.order_imported.receivers:
+        for order in progress.created:
+            signals.order_imported.send(app, store=store, order=order)
+    if signals.order_status_changed.receivers:
+        for order, old, new in progress.status_changes:
+            signals.order_status_changed.send(
+                app, store=store, order=order, old_status=old, new_status=new
+            )
+    if signals.order_updated.receivers:
+        for order in progress.updated:
+            signals.order_updated.send(app, store=store, order=order)
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def _needs_action(exc: BaseException) -> bool:
+    return isinstance(exc, RefreshTokenRevokedError | MissingCredentialsError)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RefreshTokenRevokedError):
+        return (
+            "Amazon no longer accepts this store's authorization (the refresh token was "
+            "revoked or has expired). Authorize the app again in Seller Central and update "
+            f"the store's refresh token. Amazon said: {exc}"
+        )
+    if isinstance(exc, MissingCredentialsError):
+        return f"Amazon credentials are missing: {exc}"
+    return str(exc)
+
+
+def sync_store(
+    store: Store | int,
+    *,
+    trigger: str = "api",
+    progress: ProgressCallback | None = None,
+) -> SyncRun:
+    """Sync one store's orders from Amazon and return the finished :class:`SyncRun`.
+
+    Errors from Amazon (throttling that outlasted the retries, server errors,
+    timeouts, malformed answers, a revoked refresh token) do not raise: the run is
+    marked ``failed`` with the error, the store shows it, :data:`.signals.sync_failed`
+    is sent, and the next run picks up where this one stopped. Any other exception
+    is recorded the same way and then raised.
+
+    :param store: the store or its id.
+    :param trigger: who started the run (``cli``, ``worker``, ``admin``, ``api``).
+    :param progress: called with a :class:`PageProgress` after each stored page.
+    """
+    ext = get_extension()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    session = ext.session
+    settings = ext.settings
+    store_id = store if isinstance(store, int) else store.id
+    loaded = session.get(Store, store_id)
+    if loaded is None:
+        raise LookupError(f"No store with id {store_id}.")
+    store = loaded
+    run = SyncRun(store_id=store.id, trigger=trigger, status="running")
+    session.add(run)
+    store.last_sync_at = run.started_at = utcnow()
+    session.commit()
+
+    client = None
+    try:
+        client = ext.client_for(store)
+        included = INCLUDED_DATA + (INCLUDED_BUYER_DATA if settings.fetch_buyer_data else ())
+        now = utcnow()
+        token = store.sync_page_token
+        token_at = store.sync_page_token_at
+        if (
+            token
+            and store.sync_window_after is not None
+            and token_at is not None
+            and now - token_at < PAGE_TOKEN_MAX_AGE
+        ):
+            after = store.sync_window_after
+            before = store.sync_window_before
+            log.info("%s: resuming an unfinished sync window at its next page", store.name)
+        else:
+            token = None
+            start = store.sync_cursor or (
+                store.connected_at - dt.timedelta(days=settings.sync_lookback_days)
+            )
+            after = start - dt.timedelta(seconds=settings.sync_overlap_seconds)
+            before = None
+        run.window_after = after
+        restarted = False
+        page_no = 0
+        while True:
+            requested_at = utcnow()
+            try:
+                body = client.search_orders(
+                    last_updated_after=after,
+                    marketplace_ids=[store.marketplace_id],
+                    included_data=list(included),
+                    max_results_per_page=settings.sync_page_size,
+                    pagination_token=token,
+                )
+            except InvalidInputError:
+                if token is None or restarted:
+                    raise
+                # Amazon no longer takes the saved page token (expired): read the
+                # window again from its start; the upsert makes that harmless.
+                log.warning("%s: pagination token refused; restarting the window", store.name)
+                restarted = True
+                token = None
+                before = None
+                continue
+            if before is None:
+                before = _parse_time(body.get("lastUpdatedBefore")) or (requested_at - AMAZON_LAG)
+                before = max(before, after)
+            raw_orders = body.get("orders")
+            if not isinstance(raw_orders, list):
+                raise MalformedResponseError("missing 'orders'", operation="searchOrders")
+            records = [parse_order(raw, operation="searchOrders") for raw in raw_orders]
+            pagination = body.get("pagination") or {}
+            next_token = pagination.get("nextToken") if isinstance(pagination, dict) else None
+            page_no += 1
+            page = PageProgress(
+                store=store, run=run, page=page_no, orders=len(records), last_page=not next_token
+            )
+            _store_page(ext, store, records, page)
+            run.pages += 1
+            run.orders_seen += len(records)
+            run.orders_created += len(page.created)
+            run.orders_updated += len(page.updated) + len(page.status_changes)
+            run.window_before = before
+            if next_token:
+                store.sync_page_token = next_token
+                store.sync_page_token_at = utcnow()
+                store.sync_window_after = after
+                store.sync_window_before = before
+            else:
+                store.sync_cursor = before
+                store.sync_page_token = None
+                store.sync_page_token_at = None
+                store.sync_window_after = None
+                store.sync_window_before = None
+                store.last_sync_succeeded_at = utcnow()
+                store.last_sync_error = None
+                store.last_sync_error_needs_action = False
+                run.status = "succeeded"
+                run.finished_at = utcnow()
+            _count_calls(run, client)
+            session.commit()
+            _send_signals(app, page)
+            if progress is not None:
+                progress(page)
+            if not next_token:
+                break
+            token = next_token
+    except Exception as exc:
+        session.rollback()
+        _record_failure(session, store_id, run.id, exc, client)
+        run = session.get(SyncRun, run.id) or run
+        failed_store = session.get(Store, store_id) or store
+        signals.sync_failed.send(app, store=failed_store, run=run, error=exc)
+        if isinstance(exc, AmazonOrdersError):
+            log.warning("%s: sync failed: %s", failed_store.name, exc)
+            return run
+        log.exception("%s: sync failed with an unexpected error", failed_store.name)
+        raise
+    signals.sync_finished.send(app, store=store, run=run)
+    log.info(
+        "%s: sync done, %d orders seen, %d new, %d changed, %d pages",
+        store.name,
+        run.orders_seen,
+        run.orders_created,
+        run.orders_updated,
+        run.pages,
+    )
+    return run
+
+
+def _count_calls(run: SyncRun, client: Any) -> None:
+    stats = getattr(client, "stats", None) or {}
+    run.api_calls = sum(s.calls for s in stats.values())
+    run.throttled = sum(s.throttled for s in stats.values())
+
+
+def _record_failure(
+    session: Any, store_id: int, run_id: int, exc: BaseException, client: Any
+) -> None:
+    run = session.get(SyncRun, run_id)
+    store = session.get(Store, store_id)
+    message = _describe(exc)
+    if run is not None:
+        run.status = "failed"
+        run.finished_at = utcnow()
+        run.error = message[:4000]
+        run.error_code = getattr(exc, "code", None) or type(exc).__name__
+        _count_calls(run, client)
+    if store is not None:
+        store.last_sync_error = message[:4000]
+        store.last_sync_error_needs_action = _needs_action(exc)
+    session.commit()
+
+
+def sync_all(*, trigger: str = "api", progress: ProgressCallback | None = None) -> list[SyncRun]:
+    """Sync every active store, one after the other."""
+    ext = get_extension()
+    ids = list(
+        ext.session.scalars(sa.select(Store.id).where(Store.active.is_(True)).order_by(Store.id))
+    )
+    return [sync_store(store_id, trigger=trigger, progress=progress) for store_id in ids]

@@ -1,0 +1,273 @@
+"""The extension's tables: stores, Amazon orders and items, order events, sync runs.
+
+The classes are ordinary SQLAlchemy declarative models with their own
+:data:`metadata`. ``AmazonOrders(app, db=db)`` copies these tables into the
+host's ``db.metadata``, so ``db.create_all()`` and the host's migrations see
+them, and the host's ``db.session`` reads and writes them on its default engine.
+Every table name starts with ``amazon_``. Unique keys make every import
+idempotent: one row per (store, Amazon order id) and per (order, order item id).
+
+Money is :class:`~decimal.Decimal`, stored exactly (``NUMERIC`` on PostgreSQL,
+text on SQLite). Times are timezone-aware UTC. Buyer data and refresh tokens
+are stored only encrypted (see :mod:`flask_amazon_orders.crypto`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .client.records import STATUS_LABELS
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: The metadata holding every ``amazon_*`` table.
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Stores naive UTC, returns aware UTC; refuses naive datetimes on the way in."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC times")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc)
+
+
+class Money(sa.TypeDecorator[Decimal]):
+    """An exact decimal amount: ``NUMERIC(18, 4)``, or text on SQLite (which has no decimal)."""
+
+    impl = sa.Numeric(18, 4)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(40))
+        return dialect.type_descriptor(sa.Numeric(18, 4, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = Decimal(value)
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(str(value)).normalize() if dialect.name != "sqlite" else Decimal(value)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class Store(Base):
+    """One Amazon seller account in one marketplace, connected to the shop."""
+
+    __tablename__ = "amazon_stores"
+    __table_args__ = (sa.UniqueConstraint("seller_id", "marketplace_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    #: Amazon's seller id, also the merchant token used in feeds.
+    seller_id: Mapped[str] = mapped_column(sa.String(40))
+    #: ``na``, ``eu`` or ``fe``.
+    region: Mapped[str] = mapped_column(sa.String(2))
+    marketplace_id: Mapped[str] = mapped_column(sa.String(20))
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    order_import_enabled: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=True)
+    connected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Everything Amazon changed up to this time is stored.
+    sync_cursor: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: An unfinished sync window and its next page, to resume after a crash.
+    sync_window_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sync_window_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sync_page_token: Mapped[str | None] = mapped_column(sa.Text)
+    sync_page_token_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_sync_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_sync_succeeded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_sync_error: Mapped[str | None] = mapped_column(sa.Text)
+    #: True when the error needs a person (a revoked refresh token, missing credentials).
+    last_sync_error_needs_action: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    orders: Mapped[list[AmazonOrder]] = relationship(
+        back_populates="store", lazy="raise_on_sql", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<Store {self.id} {self.name!r} {self.seller_id}@{self.marketplace_id}>"
+
+
+class AmazonOrder(Base):
+    """An Amazon order as last seen from Amazon."""
+
+    __tablename__ = "amazon_orders"
+    __table_args__ = (
+        sa.UniqueConstraint("store_id", "amazon_order_id"),
+        sa.Index("ix_amazon_orders_store_purchased", "store_id", "purchased_at"),
+        sa.Index("ix_amazon_orders_store_status", "store_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_stores.id", ondelete="CASCADE"))
+    amazon_order_id: Mapped[str] = mapped_column(sa.String(32))
+    seller_order_id: Mapped[str | None] = mapped_column(sa.String(64))
+    #: Seller Central's status name (``Unshipped``, ``Canceled`` …).
+    status: Mapped[str] = mapped_column(sa.String(24))
+    #: The Orders API's own value (``UNSHIPPED``, ``CANCELLED`` …).
+    amazon_status: Mapped[str] = mapped_column(sa.String(24))
+    #: ``MFN`` (merchant-fulfilled) or ``AFN`` (fulfilled by Amazon).
+    fulfillment_channel: Mapped[str | None] = mapped_column(sa.String(8))
+    service_level: Mapped[str | None] = mapped_column(sa.String(40))
+    marketplace_id: Mapped[str | None] = mapped_column(sa.String(20))
+    sales_channel: Mapped[str | None] = mapped_column(sa.String(40))
+    programs: Mapped[str | None] = mapped_column(sa.String(255))
+    purchased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    amazon_updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    earliest_ship_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    latest_ship_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    earliest_delivery_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    latest_delivery_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    currency: Mapped[str | None] = mapped_column(sa.String(3))
+    order_total: Mapped[Decimal | None] = mapped_column(Money)
+    items_count: Mapped[int] = mapped_column(default=0)
+    ship_country: Mapped[str | None] = mapped_column(sa.String(2))
+    buyer_cancel_requested: Mapped[bool] = mapped_column(default=False)
+    buyer_cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: Buyer and shipping address, encrypted JSON; ``None`` once purged.
+    buyer_data_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    store: Mapped[Store] = relationship(back_populates="orders")
+    items: Mapped[list[AmazonOrderItem]] = relationship(
+        back_populates="order",
+        cascade="all, delete-orphan",
+        order_by="AmazonOrderItem.id",
+        lazy="selectin",
+    )
+    events: Mapped[list[OrderEvent]] = relationship(
+        back_populates="order",
+        cascade="all, delete-orphan",
+        order_by="OrderEvent.id",
+        lazy="raise_on_sql",
+    )
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+    def __repr__(self) -> str:
+        return f"<AmazonOrder {self.amazon_order_id} {self.status}>"
+
+
+class AmazonOrderItem(Base):
+    """One line of an Amazon order."""
+
+    __tablename__ = "amazon_order_items"
+    __table_args__ = (sa.UniqueConstraint("order_id", "order_item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_orders.id", ondelete="CASCADE"))
+    order_item_id: Mapped[str] = mapped_column(sa.String(20))
+    asin: Mapped[str | None] = mapped_column(sa.String(20))
+    seller_sku: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    title: Mapped[str | None] = mapped_column(sa.Text)
+    condition: Mapped[str | None] = mapped_column(sa.String(20))
+    quantity_ordered: Mapped[int] = mapped_column(default=0)
+    quantity_shipped: Mapped[int] = mapped_column(default=0)
+    unit_price: Mapped[Decimal | None] = mapped_column(Money)
+    item_price: Mapped[Decimal | None] = mapped_column(Money)
+    shipping_price: Mapped[Decimal | None] = mapped_column(Money)
+    item_tax: Mapped[Decimal | None] = mapped_column(Money)
+    shipping_tax: Mapped[Decimal | None] = mapped_column(Money)
+    discount: Mapped[Decimal | None] = mapped_column(Money)
+    total: Mapped[Decimal | None] = mapped_column(Money)
+    buyer_cancel_requested: Mapped[bool] = mapped_column(default=False)
+    buyer_cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
+    cancelled_by: Mapped[str | None] = mapped_column(sa.String(20))
+
+    order: Mapped[AmazonOrder] = relationship(back_populates="items")
+
+    def __repr__(self) -> str:
+        return f"<AmazonOrderItem {self.order_item_id} {self.seller_sku} x{self.quantity_ordered}>"
+
+
+class OrderEvent(Base):
+    """One entry of an order's timeline: imported, status changed, requests to Amazon …"""
+
+    __tablename__ = "amazon_order_events"
+    __table_args__ = (sa.Index("ix_amazon_order_events_order", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_orders.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: What happened: ``imported``, ``status_changed``, ``buyer_cancel_requested`` …
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    #: Who did it: ``sync``, ``admin:<name>``, ``amazon`` …
+    actor: Mapped[str] = mapped_column(sa.String(120), default="sync")
+    from_status: Mapped[str | None] = mapped_column(sa.String(24))
+    to_status: Mapped[str | None] = mapped_column(sa.String(24))
+    message: Mapped[str | None] = mapped_column(sa.Text)
+
+    order: Mapped[AmazonOrder] = relationship(back_populates="events")
+
+    def __repr__(self) -> str:
+        return f"<OrderEvent {self.kind} {self.from_status}->{self.to_status}>"
+
+
+class SyncRun(Base):
+    """One run of the order sync for one store."""
+
+    __tablename__ = "amazon_sync_runs"
+    __table_args__ = (sa.Index("ix_amazon_sync_runs_store", "store_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_stores.id", ondelete="CASCADE"))
+    #: ``cli``, ``worker``, ``admin``, ``api`` …
+    trigger: Mapped[str] = mapped_column(sa.String(20), default="api")
+    #: ``running``, ``succeeded`` or ``failed``.
+    status: Mapped[str] = mapped_column(sa.String(12), default="running")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    window_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    window_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    pages: Mapped[int] = mapped_column(default=0)
+    orders_seen: Mapped[int] = mapped_column(default=0)
+    orders_created: Mapped[int] = mapped_column(default=0)
+    orders_updated: Mapped[int] = mapped_column(default=0)
+    api_calls: Mapped[int] = mapped_column(default=0)
+    throttled: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    error_code: Mapped[str | None] = mapped_column(sa.String(60))
+
+    def __repr__(self) -> str:
+        return f"<SyncRun {self.id} store={self.store_id} {self.status}>"

@@ -1,0 +1,84 @@
+"""The embedded runner: a background thread that syncs every store on an interval.
+
+For small shops and the example app. It calls the same job functions as the CLI
+(:func:`flask_amazon_orders.jobs.sync.sync_all`). Turn it on with
+``AMAZON_ORDERS_EMBEDDED_WORKER = True``; it starts with the app's first
+request (so that ``flask`` CLI commands and the reloader's watcher process do not
+start it) or when :meth:`EmbeddedWorker.start` is called. For many stores or
+several processes, use a task queue instead (see the deployment docs).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+log = logging.getLogger("flask_amazon_orders.worker")
+
+
+class EmbeddedWorker:
+    """Syncs all active stores every ``interval`` seconds in a daemon thread."""
+
+    def __init__(self, app: Flask, *, interval: float) -> None:
+        self._app = app
+        self.interval = interval
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        #: How many rounds over all stores have finished.
+        self.rounds = 0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def ensure_started(self) -> None:
+        """Start the thread unless it runs already (used as a ``before_request`` hook)."""
+        if not self.running:
+            self.start()
+
+    def start(self) -> None:
+        with self._lock:
+            if self.running:
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._loop, name="amazon-orders-worker", daemon=True
+            )
+            self._thread.start()
+            log.info("embedded worker started, syncing every %s s", self.interval)
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Ask the thread to stop after its current store and wait for it."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        self._thread = None
+
+    def wake(self) -> None:
+        """Run the next round now instead of at the end of the interval."""
+        self._wake.set()
+
+    def run_once(self) -> None:
+        """One round: sync every active store (in this thread)."""
+        from ..jobs.sync import sync_all
+
+        with self._app.app_context():
+            sync_all(trigger="worker")
+        self.rounds += 1
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # keep the thread alive; the run is recorded as failed
+                log.exception("embedded worker: a sync round failed")
+            self._wake.wait(self.interval)
+            self._wake.clear()

@@ -1,0 +1,103 @@
+"""Connecting and listing stores: the one code path for the CLI, the admin and the API."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from ..config import MARKETPLACES, resolve_marketplace
+from ..errors import ConfigurationError
+from ..extension import get_extension
+from ..models import Store
+
+_SELLER_ID = re.compile(r"^[A-Z0-9]{6,40}$")
+
+
+class StoreExistsError(ConfigurationError):
+    """A store for this seller and marketplace is already connected."""
+
+
+def add_store(
+    *,
+    name: str,
+    seller_id: str,
+    marketplace: str,
+    refresh_token: str,
+    region: str | None = None,
+    order_import_enabled: bool = False,
+) -> Store:
+    """Connect one Amazon seller account in one marketplace.
+
+    :param name: what admins call the store, e.g. ``"Amazon DE"``.
+    :param seller_id: Amazon's seller id (merchant token), e.g. ``A2EXAMPLE1SELLER``.
+    :param marketplace: a marketplace id or a country code (``DE``).
+    :param refresh_token: the LWA refresh token of the seller's authorization;
+        stored encrypted.
+    :param region: ``na``, ``eu`` or ``fe``; derived from the marketplace when omitted.
+    :param order_import_enabled: the order import toggle.
+    :raises ConfigurationError: a value is invalid or the store exists already.
+    """
+    ext = get_extension()
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise ConfigurationError("The store name must be 1 to 120 characters.")
+    seller_id = seller_id.strip().upper()
+    if not _SELLER_ID.match(seller_id):
+        raise ConfigurationError(
+            f"{seller_id!r} is not an Amazon seller id (6 to 40 letters and digits)."
+        )
+    marketplace_id = resolve_marketplace(marketplace)
+    expected_region = MARKETPLACES[marketplace_id][1]
+    if region is None:
+        region = expected_region
+    elif region.lower() != expected_region:
+        raise ConfigurationError(
+            f"Marketplace {marketplace_id} belongs to region {expected_region!r}, not {region!r}."
+        )
+    refresh_token = refresh_token.strip()
+    if not refresh_token:
+        raise ConfigurationError("A refresh token is needed to connect a store.")
+    session = ext.session
+    exists = session.scalar(
+        sa.select(Store.id).where(
+            Store.seller_id == seller_id, Store.marketplace_id == marketplace_id
+        )
+    )
+    if exists is not None:
+        raise StoreExistsError(
+            f"Seller {seller_id} in marketplace {marketplace_id} is already connected "
+            f"(store {exists})."
+        )
+    store = Store(
+        name=name,
+        seller_id=seller_id,
+        region=region.lower(),
+        marketplace_id=marketplace_id,
+        refresh_token_encrypted=ext.encryptor.encrypt(refresh_token),
+        order_import_enabled=order_import_enabled,
+    )
+    session.add(store)
+    session.commit()
+    return store
+
+
+def list_stores(*, active_only: bool = False) -> list[Store]:
+    """Every connected store, by id."""
+    query = sa.select(Store).order_by(Store.id)
+    if active_only:
+        query = query.where(Store.active.is_(True))
+    return list(get_extension().session.scalars(query))
+
+
+def find_store(ref: str | int) -> Store:
+    """A store by id or by exact name; :class:`LookupError` if there is none."""
+    session = get_extension().session
+    store = None
+    if isinstance(ref, int) or str(ref).isdigit():
+        store = session.get(Store, int(ref))
+    if store is None:
+        store = session.scalar(sa.select(Store).where(Store.name == str(ref)))
+    if store is None:
+        raise LookupError(f"No store {ref!r}; 'flask amazon-orders store list' shows them.")
+    return store

@@ -1,0 +1,147 @@
+"""Test fixtures: a small app per test, on SQLite or PostgreSQL, against the sandbox.
+
+Tests use an in-memory-like SQLite file by default. Set
+``AMAZON_ORDERS_TEST_DATABASE_URL`` (e.g.
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``) to run them on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_amazon_orders import AmazonOrders
+from flask_amazon_orders.client import InMemoryRateLimiter
+from flask_amazon_orders.sandbox import SandboxServer
+
+DATABASE_URL_VAR = "AMAZON_ORDERS_TEST_DATABASE_URL"
+
+
+def _postgres_up(url: str) -> bool:
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get(DATABASE_URL_VAR)
+    if not url:
+        return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite")
+    if url.startswith("postgresql") and not _postgres_up(url):
+        # The machine's PostgreSQL may simply be stopped: try to start it once.
+        try:
+            versions = os.listdir("/etc/postgresql")
+            for version in versions:
+                subprocess.run(
+                    ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                    check=False,
+                    capture_output=True,
+                    timeout=60,
+                )
+        except (OSError, subprocess.SubprocessError):
+            pass
+        if not _postgres_up(url):
+            pytest.exit(
+                f"{DATABASE_URL_VAR} is set to a PostgreSQL URL, but no server answers there "
+                "and starting the local cluster failed. Start PostgreSQL or unset the variable.",
+                returncode=3,
+            )
+    return url
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    """A fresh Amazon sandbox on a free loopback port, with Amazon's real rate limits."""
+    with SandboxServer() as server:
+        yield server
+
+
+def make_app(database_url: str, sandbox_url: str, **config: Any) -> tuple[Flask, SQLAlchemy]:
+    app = Flask("test_app")
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="test-secret",
+        SQLALCHEMY_DATABASE_URI=database_url,
+        AMAZON_ORDERS_ENDPOINT=sandbox_url,
+        AMAZON_ORDERS_LWA_URL=sandbox_url + "/auth/o2/token",
+        AMAZON_ORDERS_LWA_CLIENT_ID="sandbox-client-id",
+        AMAZON_ORDERS_LWA_CLIENT_SECRET="sandbox-client-secret",
+        AMAZON_ORDERS_RETRY_BACKOFF_SECONDS=0.01,
+        AMAZON_ORDERS_RETRY_BACKOFF_CAP_SECONDS=0.05,
+        AMAZON_ORDERS_HTTP_TIMEOUT=(2.0, 2.0),
+    )
+    app.config.update(config)
+    db = SQLAlchemy()
+    db.init_app(app)
+    AmazonOrders(app, db=db, rate_limiter=InMemoryRateLimiter())
+    return app, db
+
+
+@pytest.fixture
+def app_factory(database_url: str, sandbox: SandboxServer) -> Iterator[Any]:
+    """Builds apps on the test database; drops their tables afterwards."""
+    made: list[tuple[Flask, SQLAlchemy]] = []
+
+    def factory(**config: Any) -> Flask:
+        app, db = make_app(database_url, sandbox.url, **config)
+        with app.app_context():
+            db.drop_all()
+            db.create_all()
+        made.append((app, db))
+        return app
+
+    yield factory
+    for app, db in made:
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory: Any) -> Iterator[Flask]:
+    app = app_factory()
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def db(app: Flask) -> SQLAlchemy:
+    return app.extensions["sqlalchemy"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def ext(app: Flask) -> AmazonOrders:
+    return app.extensions["amazon_orders"].extension  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def seller(sandbox: SandboxServer) -> dict[str, Any]:
+    """A seller account in the sandbox, with a unique id per test."""
+    seller_id = "A" + uuid.uuid4().hex[:12].upper()
+    return sandbox.control.create_seller(seller_id=seller_id, marketplace_id="A1PA6795UKMFR9")
+
+
+@pytest.fixture
+def store(ext: AmazonOrders, seller: dict[str, Any]) -> Any:
+    """The sandbox seller connected as a store."""
+    return ext.add_store(
+        name="Amazon DE",
+        seller_id=seller["seller_id"],
+        marketplace="DE",
+        refresh_token=seller["refresh_token"],
+    )

@@ -1,0 +1,393 @@
+"""Incremental sync against the sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flask_amazon_orders import signals
+from flask_amazon_orders.jobs.sync import sync_store
+from flask_amazon_orders.models import AmazonOrder, AmazonOrderItem, OrderEvent, Store, SyncRun
+from flask_amazon_orders.sandbox import SandboxServer
+
+from .conftest import make_app
+
+
+def _count(db: Any, model: Any) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def _calls(sandbox: SandboxServer, operation: str = "searchOrders") -> int:
+    ops = sandbox.control.counters()["operations"]
+    return ops.get(operation, {}).get("calls", 0)
+
+
+def _amazon_ids(sandbox: SandboxServer, seller_id: str) -> set[str]:
+    listing = sandbox.control.list_orders(seller_id)
+    return {entry["orderId"] for entry in listing}
+
+
+def _stored_ids(db: Any) -> list[str]:
+    return list(db.session.scalars(sa.select(AmazonOrder.amazon_order_id)))
+
+
+def test_sync_several_pages_stores_every_order_and_item_once(db, store, seller, sandbox):
+    created = sandbox.control.generate_orders(seller["seller_id"], 450, seed=1)
+    assert created["created"] == 450
+
+    run = sync_store(store)
+
+    assert run.status == "succeeded", run.error
+    assert run.pages == 5
+    assert run.orders_created == 450
+    ids = _stored_ids(db)
+    assert len(ids) == len(set(ids)) == 450
+    assert set(ids) == _amazon_ids(sandbox, seller["seller_id"])
+    # Items: exactly Amazon's, with Amazon's quantities and money.
+    sample = db.session.scalar(sa.select(AmazonOrder).order_by(AmazonOrder.id).limit(1))
+    amazon = sandbox.control.get_order(sample.amazon_order_id)
+    assert sorted(i.order_item_id for i in sample.items) == sorted(
+        i["orderItemId"] for i in amazon["orderItems"]
+    )
+    for item in sample.items:
+        raw = next(i for i in amazon["orderItems"] if i["orderItemId"] == item.order_item_id)
+        assert item.quantity_ordered == raw["quantityOrdered"]
+        assert item.seller_sku == raw["product"]["sellerSku"]
+        assert str(item.unit_price) == raw["product"]["price"]["unitPrice"]["amount"]
+    assert str(sample.order_total) == amazon["proceeds"]["grandTotal"]["amount"]
+    total_items = sum(len(sandbox.control.get_order(i)["orderItems"]) for i in ids[:25])
+    assert total_items == db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(AmazonOrderItem)
+        .join(AmazonOrder)
+        .where(AmazonOrder.amazon_order_id.in_(ids[:25]))
+    )
+    assert _count(db, OrderEvent) == 450  # one "imported" event each
+    store = db.session.get(Store, store.id)
+    assert store.sync_cursor is not None and store.sync_page_token is None
+
+
+def test_second_sync_without_changes_makes_one_call_and_writes_nothing(db, store, seller, sandbox):
+    sandbox.control.generate_orders(seller["seller_id"], 250, seed=2)
+    assert sync_store(store).status == "succeeded"
+    before = (_count(db, AmazonOrder), _count(db, AmazonOrderItem), _count(db, OrderEvent))
+    updated_at = dict(db.session.execute(sa.select(AmazonOrder.id, AmazonOrder.updated_at)).all())
+    calls = _calls(sandbox)
+
+    run = sync_store(store)
+
+    assert run.status == "succeeded"
+    assert _calls(sandbox) - calls == 1
+    assert (run.orders_created, run.orders_updated) == (0, 0)
+    assert (_count(db, AmazonOrder), _count(db, AmazonOrderItem), _count(db, OrderEvent)) == before
+    db.session.expire_all()
+    assert dict(db.session.execute(sa.select(AmazonOrder.id, AmazonOrder.updated_at)).all()) == (
+        updated_at
+    )
+
+
+def test_status_change_is_stored_with_an_event_and_signals(db, store, seller, sandbox):
+    sandbox.control.generate_orders(
+        seller["seller_id"], 20, seed=3, statuses={"UNSHIPPED": 1}, afn_share=0
+    )
+    sync_store(store)
+    target = db.session.scalar(sa.select(AmazonOrder).order_by(AmazonOrder.id).limit(1))
+    order_id = target.amazon_order_id
+    sandbox.control.set_status(order_id, "SHIPPED")
+    seen: list[tuple[str, str, str, bool]] = []
+
+    def on_change(app, *, store, order, old_status, new_status, **extra):
+        # Sent after the commit: a separate connection sees the new status.
+        with db.engine.connect() as conn:
+            committed = conn.scalar(sa.select(AmazonOrder.status).where(AmazonOrder.id == order.id))
+        seen.append((order.amazon_order_id, old_status, new_status, committed == new_status))
+
+    with signals.order_status_changed.connected_to(on_change):
+        run = sync_store(store)
+
+    assert run.status == "succeeded"
+    assert seen == [(order_id, "Unshipped", "Shipped", True)]
+    db.session.expire_all()
+    order = db.session.scalar(sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == order_id))
+    assert order.status == "Shipped" and order.status_label == "Shipped"
+    assert all(item.quantity_shipped == item.quantity_ordered for item in order.items)
+    events = db.session.scalars(
+        sa.select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+    ).all()
+    assert [(e.kind, e.from_status, e.to_status) for e in events] == [
+        ("imported", None, "Unshipped"),
+        ("status_changed", "Unshipped", "Shipped"),
+    ]
+
+
+def test_new_orders_signal_after_commit_and_receiver_failure_loses_nothing(
+    app, db, store, seller, sandbox
+):
+    sandbox.control.generate_orders(seller["seller_id"], 30, seed=4)
+    received: list[str] = []
+
+    def on_import(sender, *, store, order, **extra):
+        assert sender is app
+        received.append(order.amazon_order_id)
+        raise RuntimeError("a broken receiver in the host")
+
+    with (
+        signals.order_imported.connected_to(on_import),
+        pytest.raises(RuntimeError, match="broken receiver"),
+    ):
+        sync_store(store)
+    # The page was committed before the receiver ran: nothing is lost.
+    assert len(received) == 1
+    assert _count(db, AmazonOrder) == 30
+    # The next run finishes the window without duplicating anything.
+    run = sync_store(store)
+    assert run.status == "succeeded"
+    assert _count(db, AmazonOrder) == 30
+
+
+def test_buyer_cancel_request_is_recorded(db, store, seller, sandbox):
+    sandbox.control.generate_orders(seller["seller_id"], 5, seed=5, statuses={"UNSHIPPED": 1})
+    sync_store(store)
+    order_id = _stored_ids(db)[0]
+    sandbox.control.request_buyer_cancel(order_id, "Found it cheaper elsewhere")
+    updated: list[str] = []
+
+    def on_update(app, *, order, **extra):
+        updated.append(order.amazon_order_id)
+
+    with signals.order_updated.connected_to(on_update):
+        sync_store(store)
+    assert updated == [order_id]
+    order = db.session.scalar(sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == order_id))
+    assert order.buyer_cancel_requested
+    assert order.buyer_cancel_reason == "Found it cheaper elsewhere"
+    kinds = db.session.scalars(
+        sa.select(OrderEvent.kind).where(OrderEvent.order_id == order.id)
+    ).all()
+    assert "buyer_cancel_requested" in kinds
+
+
+def test_secrets_and_buyer_data_are_encrypted_at_rest(db, ext, store, seller, sandbox):
+    sandbox.control.generate_orders(seller["seller_id"], 3, seed=6)
+    sync_store(store)
+    with db.engine.connect() as conn:
+        token = conn.scalar(sa.text("SELECT refresh_token_encrypted FROM amazon_stores"))
+        blobs = conn.scalars(sa.text("SELECT buyer_data_encrypted FROM amazon_orders")).all()
+    assert seller["refresh_token"] not in token
+    assert ext.encryptor.decrypt(token) == seller["refresh_token"]
+    order = sandbox.control.get_order(_stored_ids(db)[0])
+    name = order["buyer"]["buyerName"]
+    assert all(blob and name not in blob for blob in blobs)
+    assert any(name in ext.encryptor.decrypt(blob) for blob in blobs)
+
+
+def test_revoked_refresh_token_fails_the_run_and_asks_for_a_human(db, store, seller, sandbox):
+    sandbox.control.generate_orders(seller["seller_id"], 3, seed=7)
+    sandbox.control.revoke_seller(seller["seller_id"])
+    failures = []
+
+    def on_fail(app, *, store, run, error, **extra):
+        failures.append(type(error).__name__)
+
+    with signals.sync_failed.connected_to(on_fail):
+        run = sync_store(store)
+    assert run.status == "failed"
+    assert failures == ["RefreshTokenRevokedError"]
+    store = db.session.get(Store, store.id)
+    assert store.last_sync_error_needs_action
+    assert "Authorize the app again" in store.last_sync_error
+    assert seller["refresh_token"] not in store.last_sync_error
+    assert store.sync_cursor is None
+    assert _count(db, AmazonOrder) == 0
+
+
+def test_missing_credentials_fail_at_the_first_call_with_a_clear_message(
+    app_factory, seller, sandbox
+):
+    app = app_factory(AMAZON_ORDERS_LWA_CLIENT_SECRET=None)
+    with app.app_context():
+        ext = app.extensions["amazon_orders"].extension
+        store = ext.add_store(
+            name="No secret",
+            seller_id=seller["seller_id"],
+            marketplace="DE",
+            refresh_token=seller["refresh_token"],
+        )
+        run = sync_store(store)
+        assert run.status == "failed"
+        assert "client secret" in run.error.lower() or "client_secret" in run.error.lower()
+        assert ext.session.get(Store, store.id).last_sync_error_needs_action
+
+
+# -- faults -------------------------------------------------------------------------
+
+FAULTS = [
+    pytest.param({"kind": "429", "count": 3}, id="429-storm"),
+    pytest.param({"kind": "503_html"}, id="503-html"),
+    pytest.param({"kind": "500"}, id="500-empty"),
+    pytest.param({"kind": "slow", "delay": 3.0}, id="read-timeout"),
+    pytest.param({"kind": "truncated_json"}, id="truncated-json"),
+    pytest.param({"kind": "drop"}, id="dropped-connection"),
+]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_on_page_3_of_5_without_retries_loses_nothing_and_resumes(
+    app_factory, seller, sandbox, fault
+):
+    """The run fails at page 3; the cursor stays; the next run resumes at page 3."""
+    app = app_factory(AMAZON_ORDERS_RETRY_MAX_ATTEMPTS=1, AMAZON_ORDERS_HTTP_TIMEOUT=(2.0, 1.0))
+    with app.app_context():
+        ext = app.extensions["amazon_orders"].extension
+        db = app.extensions["sqlalchemy"]
+        store = ext.add_store(
+            name="Faulty",
+            seller_id=seller["seller_id"],
+            marketplace="DE",
+            refresh_token=seller["refresh_token"],
+        )
+        sandbox.control.generate_orders(seller["seller_id"], 500, seed=8)
+        sandbox.control.inject_fault("searchOrders", after=2, **fault)
+
+        first = sync_store(store)
+
+        assert first.status == "failed"
+        assert first.error
+        stored = db.session.get(Store, store.id)
+        assert stored.sync_cursor is None  # never skipped ahead
+        assert stored.sync_page_token  # where to resume
+        assert stored.last_sync_error
+        assert _count(db, AmazonOrder) == 200  # pages 1 and 2, committed
+
+        sandbox.control.clear_faults()
+        calls = _calls(sandbox)
+        second = sync_store(store)
+
+        assert second.status == "succeeded", second.error
+        assert _calls(sandbox) - calls == 3  # pages 3, 4 and 5 only
+        ids = _stored_ids(db)
+        assert len(ids) == len(set(ids)) == 500
+        assert set(ids) == _amazon_ids(sandbox, seller["seller_id"])
+        stored = db.session.get(Store, store.id)
+        assert stored.sync_cursor is not None and stored.last_sync_error is None
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_on_page_3_of_5_is_retried_within_the_run(app_factory, seller, sandbox, fault):
+    app = app_factory(AMAZON_ORDERS_HTTP_TIMEOUT=(2.0, 1.0))
+    with app.app_context():
+        ext = app.extensions["amazon_orders"].extension
+        db = app.extensions["sqlalchemy"]
+        store = ext.add_store(
+            name="Retrying",
+            seller_id=seller["seller_id"],
+            marketplace="DE",
+            refresh_token=seller["refresh_token"],
+        )
+        sandbox.control.generate_orders(seller["seller_id"], 500, seed=9)
+        sandbox.control.inject_fault("searchOrders", after=2, **fault)
+
+        run = sync_store(store)
+
+        assert run.status == "succeeded", run.error
+        ids = _stored_ids(db)
+        assert len(ids) == len(set(ids)) == 500
+
+
+def test_expired_pagination_token_restarts_the_window(app_factory, seller, sandbox):
+    app = app_factory(AMAZON_ORDERS_RETRY_MAX_ATTEMPTS=1)
+    with app.app_context():
+        ext = app.extensions["amazon_orders"].extension
+        db = app.extensions["sqlalchemy"]
+        store = ext.add_store(
+            name="Expiring",
+            seller_id=seller["seller_id"],
+            marketplace="DE",
+            refresh_token=seller["refresh_token"],
+        )
+        sandbox.control.generate_orders(seller["seller_id"], 500, seed=10)
+        sandbox.control.inject_fault("searchOrders", kind="503_html", after=2)
+        assert sync_store(store).status == "failed"
+        sandbox.control.clear_faults()
+        sandbox.control.inject_fault("searchOrders", kind="expired_pagination_token")
+
+        run = sync_store(store)
+
+        assert run.status == "succeeded", run.error
+        ids = _stored_ids(db)
+        assert len(ids) == len(set(ids)) == 500
+        assert run.orders_created == 300
+
+
+def test_429_storm_longer_than_the_retries_fails_cleanly_and_recovers(app_factory, seller, sandbox):
+    app = app_factory(AMAZON_ORDERS_RETRY_MAX_ATTEMPTS=3)
+    with app.app_context():
+        ext = app.extensions["amazon_orders"].extension
+        db = app.extensions["sqlalchemy"]
+        store = ext.add_store(
+            name="Storm",
+            seller_id=seller["seller_id"],
+            marketplace="DE",
+            refresh_token=seller["refresh_token"],
+        )
+        sandbox.control.generate_orders(seller["seller_id"], 150, seed=11)
+        sandbox.control.inject_fault("searchOrders", kind="429", count=10)
+        run = sync_store(store)
+        assert run.status == "failed"
+        assert run.error_code == "QuotaExceeded"
+        assert _count(db, AmazonOrder) == 0
+        sandbox.control.clear_faults()
+        assert sync_store(store).status == "succeeded"
+        assert _count(db, AmazonOrder) == 150
+
+
+def test_normal_sync_under_enforced_limits_never_gets_429(database_url):
+    """30 pages, more than searchOrders' burst of 20, at Amazon's limits (time-scaled)."""
+    scale = 500.0
+    with SandboxServer(time_scale=scale) as sandbox:
+        app, db = make_app(database_url, sandbox.url, AMAZON_ORDERS_RATE_LIMIT_SCALE=scale)
+        with app.app_context():
+            db.drop_all()
+            db.create_all()
+            try:
+                seller_id = "A" + uuid.uuid4().hex[:12].upper()
+                seller = sandbox.control.create_seller(seller_id=seller_id)
+                sandbox.control.generate_orders(seller_id, 3000, seed=12)
+                ext = app.extensions["amazon_orders"].extension
+                store = ext.add_store(
+                    name="Busy",
+                    seller_id=seller_id,
+                    marketplace="DE",
+                    refresh_token=seller["refresh_token"],
+                )
+                run = sync_store(store)
+                assert run.status == "succeeded", run.error
+                assert run.pages == 30
+                assert run.throttled == 0
+                counters = sandbox.control.counters()["operations"]["searchOrders"]
+                assert counters["throttled"] == 0
+                assert counters["calls"] == 30
+                assert _count(db, AmazonOrder) == 3000
+            finally:
+                db.session.remove()
+                db.drop_all()
+                db.engine.dispose()
+
+
+def test_sync_runs_are_recorded(db, store, seller, sandbox):
+    sandbox.control.generate_orders(seller["seller_id"], 10, seed=13)
+    finished = []
+
+    def on_finish(app, *, store, run, **extra):
+        finished.append(run.id)
+
+    with signals.sync_finished.connected_to(on_finish):
+        run = sync_store(store, trigger="cli")
+    assert finished == [run.id]
+    stored = db.session.get(SyncRun, run.id)
+    assert stored.trigger == "cli" and stored.status == "succeeded"
+    assert stored.orders_seen == 10 and stored.api_calls >= 1
+    assert stored.finished_at >= stored.started_at
