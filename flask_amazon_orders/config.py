@@ -11,6 +11,7 @@ so the admin pages, ``--help`` and tests work without secrets.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -179,19 +180,13 @@ def set_defaults(config: dict[str, Any]) -> None:
         config.setdefault(key, value)
     for key in config:
         if key.startswith(PREFIX) and key not in DEFAULTS:
-            close = [k for k in DEFAULTS if _similar(k, key)]
+            close = difflib.get_close_matches(key, list(DEFAULTS), n=1, cutoff=0.85)
             hint = f" Did you mean {close[0]}?" if close else ""
             warnings.warn(
                 f"Unknown configuration key {key}; Flask-Amazon-Orders ignores it.{hint}",
                 UserWarning,
                 stacklevel=3,
             )
-
-
-def _similar(a: str, b: str) -> bool:
-    import difflib
-
-    return difflib.SequenceMatcher(None, a, b).ratio() > 0.85
 
 
 def load_settings(config: Mapping[str, Any]) -> Settings:

@@ -1,75 +1,100 @@
 """Encryption at rest for refresh tokens and buyer data.
 
-Values are encrypted with Fernet (AES-128-CBC with HMAC-SHA256 and a fresh
-random IV per value) from the ``cryptography`` package. Keys come from
-``AMAZON_ORDERS_ENCRYPTION_KEYS``: the first key encrypts, every key decrypts,
-so a new key can be put first while values written under an old one stay
-readable. A key may be a Fernet key or any passphrase (a passphrase is stretched
-with HKDF-SHA256). Without configured keys, one key is derived from the app's
-``SECRET_KEY``; changing ``SECRET_KEY`` then makes stored values unreadable,
-which is why production set-ups should configure their own keys.
+Values are encrypted with AES-256-GCM from the ``cryptography`` package, with a
+fresh random 96-bit nonce per value; the authentication tag makes any change to
+a stored value detectable. Keys come from ``AMAZON_ORDERS_ENCRYPTION_KEYS``: the
+first key encrypts, every key decrypts, so a new key can be put first while
+values written under an old one stay readable (:meth:`Encryptor.rotate`
+re-encrypts a value under the current key). A key may be 32 random bytes in
+URL-safe base64 (``flask amazon-orders generate-key``) or any passphrase, which
+is stretched with HKDF-SHA256. Without configured keys, one key is derived from
+the app's ``SECRET_KEY``; changing ``SECRET_KEY`` then makes stored values
+unreadable, which is why production set-ups should configure their own keys.
+
+A stored value reads ``v1.<key id>.<base64 of nonce + ciphertext + tag>``; the
+key id is a short hash of the key, never the key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import os
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import ConfigurationError
 
 _INFO = b"flask-amazon-orders encryption key v1"
+_AAD = b"flask-amazon-orders"
+_PREFIX = "v1"
 
 
-def _fernet_key(material: str) -> bytes:
-    raw = material.encode()
+def _key_bytes(material: str) -> bytes:
     try:
-        if len(base64.urlsafe_b64decode(raw)) == 32:
+        raw = base64.urlsafe_b64decode(material.encode())
+        if len(raw) == 32:
             return raw
     except (binascii.Error, ValueError):
         pass
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(raw)
-    return base64.urlsafe_b64encode(derived)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
+        material.encode()
+    )
 
 
 class Encryptor:
-    """Encrypts and decrypts text values with a list of keys (first one current)."""
+    """Encrypts and decrypts text values with a list of keys (the first is current)."""
 
     def __init__(self, keys: tuple[str, ...] | list[str]) -> None:
         if not keys:
             raise ConfigurationError(
                 "No encryption key: set AMAZON_ORDERS_ENCRYPTION_KEYS (or the app's SECRET_KEY)."
             )
-        self._fernet = MultiFernet([Fernet(_fernet_key(k)) for k in keys])
+        self._keys: list[tuple[str, AESGCM]] = []
+        for material in keys:
+            key = _key_bytes(material)
+            key_id = hashlib.sha256(b"key-id" + key).hexdigest()[:8]
+            self._keys.append((key_id, AESGCM(key)))
 
     def __repr__(self) -> str:
-        return "<Encryptor>"
+        return f"<Encryptor with {len(self._keys)} key(s)>"
 
     def encrypt(self, value: str) -> str:
-        return self._fernet.encrypt(value.encode()).decode("ascii")
+        key_id, cipher = self._keys[0]
+        nonce = os.urandom(12)
+        sealed = cipher.encrypt(nonce, value.encode(), _AAD)
+        return f"{_PREFIX}.{key_id}.{base64.urlsafe_b64encode(nonce + sealed).decode('ascii')}"
 
     def decrypt(self, token: str) -> str:
         try:
-            return self._fernet.decrypt(token.encode("ascii")).decode()
-        except (InvalidToken, UnicodeError, ValueError):
+            prefix, key_id, payload = token.split(".", 2)
+            if prefix != _PREFIX:
+                raise ValueError(prefix)
+            blob = base64.urlsafe_b64decode(payload.encode("ascii"))
+        except (ValueError, binascii.Error, UnicodeError):
             raise ConfigurationError(
-                "A stored secret cannot be decrypted with the configured "
-                "AMAZON_ORDERS_ENCRYPTION_KEYS (was a key removed or SECRET_KEY changed?)."
+                "A stored secret is not in a format this version reads."
             ) from None
+        candidates = [c for kid, c in self._keys if kid == key_id] or [c for _, c in self._keys]
+        for cipher in candidates:
+            try:
+                return cipher.decrypt(blob[:12], blob[12:], _AAD).decode()
+            except (InvalidTag, ValueError):
+                continue
+        raise ConfigurationError(
+            "A stored secret cannot be decrypted with the configured "
+            "AMAZON_ORDERS_ENCRYPTION_KEYS (was a key removed or SECRET_KEY changed?)."
+        )
 
     def rotate(self, token: str) -> str:
         """Re-encrypt ``token`` under the current (first) key."""
-        try:
-            return self._fernet.rotate(token.encode("ascii")).decode("ascii")
-        except InvalidToken:
-            raise ConfigurationError(
-                "A stored secret cannot be decrypted with the configured keys."
-            ) from None
+        return self.encrypt(self.decrypt(token))
 
     @staticmethod
     def generate_key() -> str:
         """A new random key, suitable for ``AMAZON_ORDERS_ENCRYPTION_KEYS``."""
-        return Fernet.generate_key().decode("ascii")
+        return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")

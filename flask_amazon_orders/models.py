@@ -59,6 +59,9 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.timezone.utc)
 
 
+_CENTS = Decimal("0.01")
+
+
 class Money(sa.TypeDecorator[Decimal]):
     """An exact decimal amount: ``NUMERIC(18, 4)``, or text on SQLite (which has no decimal)."""
 
@@ -79,7 +82,12 @@ class Money(sa.TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(str(value)).normalize() if dialect.name != "sqlite" else Decimal(value)
+        # The same value on every database: no trailing zeros beyond two decimals
+        # (PostgreSQL's NUMERIC(18, 4) would give 59.0000 for Amazon's "59.00").
+        amount = Decimal(str(value)).normalize()
+        if amount.as_tuple().exponent > -2:  # type: ignore[operator]
+            amount = amount.quantize(_CENTS)
+        return amount
 
 
 class Base(DeclarativeBase):

@@ -63,10 +63,15 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+#: Tests run Amazon's rate limits this many times faster (the client follows the
+#: sandbox's x-amzn-RateLimit-Limit header), so a drained bucket refills quickly.
+TEST_TIME_SCALE = 1000.0
+
+
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
-    """A fresh Amazon sandbox on a free loopback port, with Amazon's real rate limits."""
-    with SandboxServer() as server:
+    """A fresh Amazon sandbox on a free loopback port, with Amazon's limits time-scaled."""
+    with SandboxServer(time_scale=TEST_TIME_SCALE) as server:
         yield server
 
 
@@ -83,12 +88,19 @@ def make_app(database_url: str, sandbox_url: str, **config: Any) -> tuple[Flask,
         AMAZON_ORDERS_RETRY_BACKOFF_SECONDS=0.01,
         AMAZON_ORDERS_RETRY_BACKOFF_CAP_SECONDS=0.05,
         AMAZON_ORDERS_HTTP_TIMEOUT=(2.0, 2.0),
+        AMAZON_ORDERS_RATE_LIMIT_SCALE=TEST_TIME_SCALE,
     )
     app.config.update(config)
     db = SQLAlchemy()
     db.init_app(app)
     AmazonOrders(app, db=db, rate_limiter=InMemoryRateLimiter())
     return app, db
+
+
+@pytest.fixture(name="make_app")
+def make_app_fixture() -> Any:
+    """:func:`make_app` itself, for tests that run their own sandbox."""
+    return make_app
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,8 +13,6 @@ from flask_amazon_orders import signals
 from flask_amazon_orders.jobs.sync import sync_store
 from flask_amazon_orders.models import AmazonOrder, AmazonOrderItem, OrderEvent, Store, SyncRun
 from flask_amazon_orders.sandbox import SandboxServer
-
-from .conftest import make_app
 
 
 def _count(db: Any, model: Any) -> int:
@@ -57,6 +56,7 @@ def test_sync_several_pages_stores_every_order_and_item_once(db, store, seller, 
         assert item.quantity_ordered == raw["quantityOrdered"]
         assert item.seller_sku == raw["product"]["sellerSku"]
         assert str(item.unit_price) == raw["product"]["price"]["unitPrice"]["amount"]
+        assert isinstance(item.unit_price, Decimal)
     assert str(sample.order_total) == amazon["proceeds"]["grandTotal"]["amount"]
     total_items = sum(len(sandbox.control.get_order(i)["orderItems"]) for i in ids[:25])
     assert total_items == db.session.scalar(
@@ -344,7 +344,7 @@ def test_429_storm_longer_than_the_retries_fails_cleanly_and_recovers(app_factor
         assert _count(db, AmazonOrder) == 150
 
 
-def test_normal_sync_under_enforced_limits_never_gets_429(database_url):
+def test_normal_sync_under_enforced_limits_never_gets_429(database_url, make_app):
     """30 pages, more than searchOrders' burst of 20, at Amazon's limits (time-scaled)."""
     scale = 500.0
     with SandboxServer(time_scale=scale) as sandbox:

@@ -123,7 +123,7 @@ class _Reader:
             if required:
                 raise self.fail(f"missing {key!r}")
             return {}
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             raise self.fail(f"{key!r} is not an object")
         return value
 
@@ -165,17 +165,19 @@ class _Reader:
         value = parent.get(key)
         if value is None:
             return None
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             raise self.fail(f"{key!r} is not a Money object")
         return self.amount(value, currency)
 
     def amount(self, money: Mapping[str, Any], currency: list[str]) -> Decimal:
         raw = money.get("amount")
         code = money.get("currencyCode")
-        if not isinstance(raw, str | int | float) or not isinstance(code, str) or not code:
+        if type(raw) is not str and not isinstance(raw, (int, float)):
+            raise self.fail("a Money value lacks amount or currencyCode")
+        if type(code) is not str or not code:
             raise self.fail("a Money value lacks amount or currencyCode")
         try:
-            number = Decimal(str(raw))
+            number = Decimal(raw if type(raw) is str else str(raw))
         except InvalidOperation:
             raise self.fail(f"amount {raw!r} is not a decimal number") from None
         if not number.is_finite():
@@ -201,23 +203,23 @@ def _breakdowns(
     if not isinstance(entries, list):
         raise reader.fail("proceeds 'breakdowns' is not a list")
     for entry in entries:
-        if not isinstance(entry, Mapping):
+        if not isinstance(entry, dict):
             raise reader.fail("a proceeds breakdown is not an object")
         kind = reader.text(entry, "type", required=True) or ""
         subtotal = reader.obj(entry, "subtotal", required=True)
         sums[kind] = sums.get(kind, Decimal(0)) + reader.amount(subtotal, currency)
         if kind == "TAX":
             for detail in entry.get("detailedBreakdowns") or []:
-                subtype = detail.get("subtype") if isinstance(detail, Mapping) else None
-                value = detail.get("value") if isinstance(detail, Mapping) else None
-                if subtype and isinstance(value, Mapping):
+                subtype = detail.get("subtype") if isinstance(detail, dict) else None
+                value = detail.get("value") if isinstance(detail, dict) else None
+                if subtype and isinstance(value, dict):
                     key = f"TAX:{subtype}"
                     sums[key] = sums.get(key, Decimal(0)) + reader.amount(value, currency)
     return sums
 
 
 def _item(reader: _Reader, raw: Any, status: str, currency: list[str]) -> ItemRecord:
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         raise reader.fail("an order item is not an object")
     item_id = reader.text(raw, "orderItemId", required=True) or ""
     ordered = reader.integer(raw, "quantityOrdered", required=True) or 0
@@ -291,7 +293,7 @@ def _strings(source: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, st
 def parse_order(raw: Any, *, operation: str | None = None) -> OrderRecord:
     """Parse one Orders v2026-01-01 ``Order`` object into an :class:`OrderRecord`."""
     reader = _Reader(operation)
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         raise reader.fail("an order is not an object")
     reader.order_id = reader.text(raw, "orderId", required=True)
     fulfillment = reader.obj(raw, "fulfillment", required=True)
@@ -317,7 +319,7 @@ def parse_order(raw: Any, *, operation: str | None = None) -> OrderRecord:
         (
             a.get("aliasId")
             for a in aliases
-            if isinstance(a, Mapping) and a.get("aliasType") == "SELLER_ORDER_ID"
+            if isinstance(a, dict) and a.get("aliasType") == "SELLER_ORDER_ID"
         ),
         None,
     )

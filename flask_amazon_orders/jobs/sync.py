@@ -23,13 +23,20 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from .. import signals
-from ..client.records import INCLUDED_BUYER_DATA, INCLUDED_DATA, OrderRecord, parse_order
+from ..client.records import (
+    INCLUDED_BUYER_DATA,
+    INCLUDED_DATA,
+    STATUS_LABELS,
+    OrderRecord,
+    parse_order,
+)
 from ..errors import (
     AmazonOrdersError,
     InvalidInputError,
@@ -95,13 +102,24 @@ class PageProgress:
     run: SyncRun
     page: int
     orders: int
-    created: list[AmazonOrder] = dataclasses.field(default_factory=list)
+    #: Ids of the orders stored for the first time.
+    created: list[int] = dataclasses.field(default_factory=list)
     updated: list[AmazonOrder] = dataclasses.field(default_factory=list)
     status_changes: list[tuple[AmazonOrder, str, str]] = dataclasses.field(default_factory=list)
     last_page: bool = False
 
 
 ProgressCallback = Callable[[PageProgress], None]
+
+
+@dataclasses.dataclass
+class _Page:
+    """One fetched and parsed ``searchOrders`` page."""
+
+    requested_at: dt.datetime
+    before: dt.datetime | None
+    raw_orders: list[Any]
+    next_token: str | None
 
 
 def _order_values(record: OrderRecord) -> dict[str, Any]:
@@ -131,51 +149,67 @@ def _apply_items(order: AmazonOrder, record: OrderRecord) -> None:
                 setattr(item, name, value)
 
 
-def _store_page(
-    ext: AmazonOrders, store: Store, records: Sequence[OrderRecord], progress: PageProgress
+def _insert_new(
+    ext: AmazonOrders, store_id: int, records: list[OrderRecord], progress: PageProgress
 ) -> None:
-    """Upsert one page of orders into the session (the caller commits)."""
+    """Insert new orders with their items and ``imported`` events, in bulk."""
     session = ext.session
-    latest: dict[str, OrderRecord] = {}
+    now = utcnow()
+    rows = []
     for record in records:
-        seen = latest.get(record.amazon_order_id)
-        if seen is None or record.amazon_updated_at > seen.amazon_updated_at:
-            latest[record.amazon_order_id] = record
-    if not latest:
-        return
-    existing = {
-        order.amazon_order_id: order
-        for order in session.scalars(
-            sa.select(AmazonOrder).where(
-                AmazonOrder.store_id == store.id,
-                AmazonOrder.amazon_order_id.in_(list(latest)),
-            )
+        row = _order_values(record)
+        row.update(
+            store_id=store_id,
+            amazon_order_id=record.amazon_order_id,
+            buyer_data_encrypted=_buyer_data(ext, record),
+            first_seen_at=now,
+            updated_at=now,
         )
-    }
-    for amazon_order_id, record in latest.items():
-        order = existing.get(amazon_order_id)
-        if order is None:
-            order = AmazonOrder(
-                store_id=store.id,
-                amazon_order_id=amazon_order_id,
-                buyer_data_encrypted=_buyer_data(ext, record),
-                **_order_values(record),
+        rows.append(row)
+    # A plain executemany, then one SELECT for the new ids: SQLite cannot return
+    # the ids of a multi-row INSERT in order, and would insert row by row.
+    session.execute(sa.insert(AmazonOrder.__table__), rows)
+    id_of = dict(
+        session.execute(
+            sa.select(AmazonOrder.amazon_order_id, AmazonOrder.id).where(
+                AmazonOrder.store_id == store_id,
+                AmazonOrder.amazon_order_id.in_([r.amazon_order_id for r in records]),
             )
-            order.store = store
-            _apply_items(order, record)
-            order.events = [
-                OrderEvent(
-                    kind="imported",
-                    actor="sync",
-                    to_status=record.status,
-                    message=f"Imported from Amazon as {order.status_label}.",
-                )
-            ]
-            session.add(order)
-            progress.created.append(order)
-            continue
-        if record.amazon_updated_at <= order.amazon_updated_at:
-            continue  # unchanged, or an older copy than the one stored
+        ).all()
+    )
+    ids = [id_of[record.amazon_order_id] for record in records]
+    items = []
+    events = []
+    for order_id, record in zip(ids, records, strict=True):
+        for item in record.items:
+            values = {name: getattr(item, name) for name in _ITEM_FIELDS}
+            values.update(order_id=order_id, order_item_id=item.order_item_id)
+            items.append(values)
+        label = STATUS_LABELS.get(record.status, record.status)
+        events.append(
+            {
+                "order_id": order_id,
+                "created_at": now,
+                "kind": "imported",
+                "actor": "sync",
+                "from_status": None,
+                "to_status": record.status,
+                "message": f"Imported from Amazon as {label}.",
+            }
+        )
+    if items:
+        session.execute(sa.insert(AmazonOrderItem.__table__), items)
+    session.execute(sa.insert(OrderEvent.__table__), events)
+    progress.created.extend(ids)
+
+
+def _update_changed(
+    ext: AmazonOrders, order_ids: list[int], latest: dict[str, OrderRecord], progress: PageProgress
+) -> None:
+    """Apply Amazon's newer copy to stored orders, with events for what changed."""
+    session = ext.session
+    for order in session.scalars(sa.select(AmazonOrder).where(AmazonOrder.id.in_(order_ids))):
+        record = latest[order.amazon_order_id]
         old_status = order.status
         had_cancel_request = order.buyer_cancel_requested
         for name, value in _order_values(record).items():
@@ -211,10 +245,54 @@ def _store_page(
             )
 
 
-def _send_signals(app: Any, progress: PageProgress) -> None:
+def _store_page(
+    ext: AmazonOrders, store_id: int, records: Sequence[OrderRecord], progress: PageProgress
+) -> None:
+    """Upsert one page of orders into the session (the caller commits).
+
+    New orders are inserted in bulk; orders whose ``lastUpdatedTime`` is newer
+    than the stored one are updated; the rest (unchanged, or an older copy) are
+    not touched at all.
+    """
+    latest: dict[str, OrderRecord] = {}
+    for record in records:
+        seen = latest.get(record.amazon_order_id)
+        if seen is None or record.amazon_updated_at > seen.amazon_updated_at:
+            latest[record.amazon_order_id] = record
+    if not latest:
+        return
+    stored = {
+        amazon_order_id: (order_id, updated_at)
+        for order_id, amazon_order_id, updated_at in ext.session.execute(
+            sa.select(
+                AmazonOrder.id, AmazonOrder.amazon_order_id, AmazonOrder.amazon_updated_at
+            ).where(
+                AmazonOrder.store_id == store_id,
+                AmazonOrder.amazon_order_id.in_(list(latest)),
+            )
+        )
+    }
+    new = [record for key, record in latest.items() if key not in stored]
+    changed = [
+        stored[key][0]
+        for key, record in latest.items()
+        if key in stored and record.amazon_updated_at > stored[key][1]
+    ]
+    if new:
+        _insert_new(ext, store_id, new, progress)
+    if changed:
+        _update_changed(ext, changed, latest, progress)
+
+
+def _send_signals(app: Any, session: Any, progress: PageProgress) -> None:
     store = progress.store
-    if signals.order_imported.receivers:
-        for order in progress.created:
+    if signals.order_imported.receivers and progress.created:
+        orders = session.scalars(
+            sa.select(AmazonOrder)
+            .where(AmazonOrder.id.in_(progress.created))
+            .order_by(AmazonOrder.id)
+        )
+        for order in orders:
             signals.order_imported.send(app, store=store, order=order)
     if signals.order_status_changed.receivers:
         for order, old, new in progress.status_changes:
@@ -310,71 +388,97 @@ def sync_store(
             after = start - dt.timedelta(seconds=settings.sync_overlap_seconds)
             before = None
         run.window_after = after
-        restarted = False
-        page_no = 0
-        while True:
+        store_name = store.name
+        filters: dict[str, Any] = {
+            "last_updated_after": after,
+            "marketplace_ids": [store.marketplace_id],
+            "included_data": list(included),
+            "max_results_per_page": settings.sync_page_size,
+        }
+
+        def fetch(page_token: str | None) -> _Page:
             requested_at = utcnow()
-            try:
-                body = client.search_orders(
-                    last_updated_after=after,
-                    marketplace_ids=[store.marketplace_id],
-                    included_data=list(included),
-                    max_results_per_page=settings.sync_page_size,
-                    pagination_token=token,
-                )
-            except InvalidInputError:
-                if token is None or restarted:
-                    raise
-                # Amazon no longer takes the saved page token (expired): read the
-                # window again from its start; the upsert makes that harmless.
-                log.warning("%s: pagination token refused; restarting the window", store.name)
-                restarted = True
-                token = None
-                before = None
-                continue
-            if before is None:
-                before = _parse_time(body.get("lastUpdatedBefore")) or (requested_at - AMAZON_LAG)
-                before = max(before, after)
+            body = client.search_orders(**filters, pagination_token=page_token)
             raw_orders = body.get("orders")
             if not isinstance(raw_orders, list):
                 raise MalformedResponseError("missing 'orders'", operation="searchOrders")
-            records = [parse_order(raw, operation="searchOrders") for raw in raw_orders]
             pagination = body.get("pagination") or {}
             next_token = pagination.get("nextToken") if isinstance(pagination, dict) else None
-            page_no += 1
-            page = PageProgress(
-                store=store, run=run, page=page_no, orders=len(records), last_page=not next_token
+            return _Page(
+                requested_at=requested_at,
+                before=_parse_time(body.get("lastUpdatedBefore")),
+                raw_orders=raw_orders,
+                next_token=next_token or None,
             )
-            _store_page(ext, store, records, page)
-            run.pages += 1
-            run.orders_seen += len(records)
-            run.orders_created += len(page.created)
-            run.orders_updated += len(page.updated) + len(page.status_changes)
-            run.window_before = before
-            if next_token:
-                store.sync_page_token = next_token
-                store.sync_page_token_at = utcnow()
-                store.sync_window_after = after
-                store.sync_window_before = before
-            else:
-                store.sync_cursor = before
-                store.sync_page_token = None
-                store.sync_page_token_at = None
-                store.sync_window_after = None
-                store.sync_window_before = None
-                store.last_sync_succeeded_at = utcnow()
-                store.last_sync_error = None
-                store.last_sync_error_needs_action = False
-                run.status = "succeeded"
-                run.finished_at = utcnow()
-            _count_calls(run, client)
-            session.commit()
-            _send_signals(app, page)
-            if progress is not None:
-                progress(page)
-            if not next_token:
-                break
-            token = next_token
+
+        # While one page is parsed and stored, the next one is already on its
+        # way: the fetch runs in a helper thread (HTTP waits release the GIL).
+        # Parsing stays here: CPU-bound work in the helper would make SQLite's
+        # per-row GIL hand-overs wait for the interpreter's switch interval. A page's
+        # token is committed only with the page before it, so a failure of the
+        # prefetch simply surfaces after that commit.
+        restarted = False
+        page_no = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="amazon-orders-fetch") as pool:
+            pending: Future[_Page] = pool.submit(fetch, token)
+            while True:
+                try:
+                    fetched = pending.result()
+                except InvalidInputError:
+                    if token is None or restarted:
+                        raise
+                    # Amazon no longer takes the saved page token (expired): read the
+                    # window again from its start; the upsert makes that harmless.
+                    log.warning("%s: pagination token refused; restarting the window", store_name)
+                    restarted = True
+                    token = None
+                    before = None
+                    pending = pool.submit(fetch, None)
+                    continue
+                if before is None:
+                    before = max(fetched.before or (fetched.requested_at - AMAZON_LAG), after)
+                next_token = fetched.next_token
+                if next_token:
+                    pending = pool.submit(fetch, next_token)
+                records = [parse_order(raw, operation="searchOrders") for raw in fetched.raw_orders]
+                page_no += 1
+                page = PageProgress(
+                    store=store,
+                    run=run,
+                    page=page_no,
+                    orders=len(records),
+                    last_page=not next_token,
+                )
+                _store_page(ext, store_id, records, page)
+                run.pages += 1
+                run.orders_seen += len(records)
+                run.orders_created += len(page.created)
+                run.orders_updated += len(page.updated) + len(page.status_changes)
+                run.window_before = before
+                if next_token:
+                    store.sync_page_token = next_token
+                    store.sync_page_token_at = utcnow()
+                    store.sync_window_after = after
+                    store.sync_window_before = before
+                else:
+                    store.sync_cursor = before
+                    store.sync_page_token = None
+                    store.sync_page_token_at = None
+                    store.sync_window_after = None
+                    store.sync_window_before = None
+                    store.last_sync_succeeded_at = utcnow()
+                    store.last_sync_error = None
+                    store.last_sync_error_needs_action = False
+                    run.status = "succeeded"
+                    run.finished_at = utcnow()
+                _count_calls(run, client)
+                session.commit()
+                _send_signals(app, session, page)
+                if progress is not None:
+                    progress(page)
+                if not next_token:
+                    break
+                token = next_token
     except Exception as exc:
         session.rollback()
         _record_failure(session, store_id, run.id, exc, client)
