@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, render_template
 
+from flask_amazon_orders.client.records import STATUS_LABELS
 from flask_amazon_orders.models import AmazonOrder, Store, SyncRun
 
 from .models import Product, ShopOrder, db
@@ -29,13 +30,14 @@ def amazon() -> str:
     stores = db.session.scalars(sa.select(Store).order_by(Store.id)).all()
     overview = []
     for store in stores:
-        counts = dict(
-            db.session.execute(
+        counts = {
+            STATUS_LABELS.get(status, status): count
+            for status, count in db.session.execute(
                 sa.select(AmazonOrder.status, sa.func.count())
                 .where(AmazonOrder.store_id == store.id)
                 .group_by(AmazonOrder.status)
-            ).all()
-        )
+            )
+        }
         recent = db.session.scalars(
             sa.select(AmazonOrder)
             .where(AmazonOrder.store_id == store.id)

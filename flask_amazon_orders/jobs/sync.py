@@ -45,9 +45,21 @@ from ..errors import (
     RefreshTokenRevokedError,
 )
 from ..extension import AmazonOrders, get_extension
-from ..models import AmazonOrder, AmazonOrderItem, OrderEvent, Store, SyncRun, utcnow
+from ..models import (
+    AmazonOrder,
+    AmazonOrderItem,
+    OrderEvent,
+    Store,
+    SyncRun,
+    metadata,
+    utcnow,
+)
 
 log = logging.getLogger("flask_amazon_orders.sync")
+
+_ORDERS_TABLE = metadata.tables["amazon_orders"]
+_ITEMS_TABLE = metadata.tables["amazon_order_items"]
+_EVENTS_TABLE = metadata.tables["amazon_order_events"]
 
 #: Amazon keeps a pagination token for 24 hours; resume only well within that.
 PAGE_TOKEN_MAX_AGE = dt.timedelta(hours=23)
@@ -168,7 +180,7 @@ def _insert_new(
         rows.append(row)
     # A plain executemany, then one SELECT for the new ids: SQLite cannot return
     # the ids of a multi-row INSERT in order, and would insert row by row.
-    session.execute(sa.insert(AmazonOrder.__table__), rows)
+    session.execute(sa.insert(_ORDERS_TABLE), rows)
     id_of = dict(
         session.execute(
             sa.select(AmazonOrder.amazon_order_id, AmazonOrder.id).where(
@@ -198,8 +210,8 @@ def _insert_new(
             }
         )
     if items:
-        session.execute(sa.insert(AmazonOrderItem.__table__), items)
-    session.execute(sa.insert(OrderEvent.__table__), events)
+        session.execute(sa.insert(_ITEMS_TABLE), items)
+    session.execute(sa.insert(_EVENTS_TABLE), events)
     progress.created.extend(ids)
 
 

@@ -1,0 +1,64 @@
+"""The example shop, on the sandbox, as a user would see it."""
+
+from __future__ import annotations
+
+import pytest
+
+from example_app import amazon_orders, create_app, init_db
+from example_app.models import CATALOG, db
+
+
+@pytest.fixture
+def shop(database_url, sandbox, seller):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "AMAZON_ORDERS_ENDPOINT": sandbox.url,
+            "AMAZON_ORDERS_LWA_URL": sandbox.url + "/auth/o2/token",
+            "AMAZON_ORDERS_LWA_CLIENT_ID": "sandbox-client-id",
+            "AMAZON_ORDERS_LWA_CLIENT_SECRET": "sandbox-client-secret",
+        }
+    )
+    with app.app_context():
+        db.drop_all()
+        init_db()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+def test_shop_pages_show_products_and_imported_amazon_orders(shop, sandbox, seller):
+    catalog = [{"sku": sku, "title": title, "price": price} for sku, title, price in CATALOG]
+    sandbox.control.generate_orders(seller["seller_id"], 30, seed=41, catalog=catalog)
+    client = shop.test_client()
+    assert b"Cast-iron teapot" in client.get("/").data
+    empty = client.get("/amazon").data.decode()
+    assert "No Amazon store is connected" in empty
+
+    with shop.app_context():
+        store = amazon_orders.add_store(
+            name="Teahouse Amazon.de",
+            seller_id=seller["seller_id"],
+            marketplace="DE",
+            refresh_token=seller["refresh_token"],
+        )
+        run = amazon_orders.sync(store)
+        assert run.status == "succeeded"
+
+    page = " ".join(client.get("/amazon").data.decode().split())
+    assert "Teahouse Amazon.de" in page
+    assert "30 orders seen, 30 new" in page
+    newest = max(
+        (
+            sandbox.control.get_order(o["orderId"])
+            for o in sandbox.control.list_orders(seller["seller_id"])
+        ),
+        key=lambda o: o["createdTime"],
+    )
+    assert newest["orderId"] in page
+    skus = {item["product"]["sellerSku"] for item in newest["orderItems"]}
+    assert skus <= {sku for sku, _title, _price in CATALOG}
+    assert client.get("/orders").status_code == 200
