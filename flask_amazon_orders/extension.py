@@ -108,20 +108,7 @@ class AmazonOrders:
     # -- per-app state -------------------------------------------------------------
 
     def _state(self, app: Flask | None = None) -> _State:
-        if app is None:
-            try:
-                app = current_app._get_current_object()  # type: ignore[attr-defined]
-            except RuntimeError:
-                raise RuntimeError(
-                    "Flask-Amazon-Orders was used outside an application context. "
-                    "Use 'with app.app_context():' around the call."
-                ) from None
-        try:
-            state: _State = app.extensions[EXTENSION_KEY]
-        except KeyError:
-            raise RuntimeError(
-                "Flask-Amazon-Orders is not set up on this app; call AmazonOrders.init_app(app)."
-            ) from None
+        state = _app_state(app)
         if state.extension is not self:
             raise RuntimeError("This app was set up with a different AmazonOrders instance.")
         return state
@@ -194,8 +181,8 @@ class AmazonOrders:
         return sync_store(store, trigger=trigger, progress=progress)
 
 
-def get_extension(app: Flask | None = None) -> AmazonOrders:
-    """The :class:`AmazonOrders` set up on ``app`` (default: the current app)."""
+def _app_state(app: Flask | None) -> _State:
+    """The extension's state on ``app`` (default: the current app), or a helpful error."""
     if app is None:
         try:
             app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -205,8 +192,13 @@ def get_extension(app: Flask | None = None) -> AmazonOrders:
                 "Use 'with app.app_context():' around the call."
             ) from None
     try:
-        return app.extensions[EXTENSION_KEY].extension  # type: ignore[no-any-return]
+        return app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
     except KeyError:
         raise RuntimeError(
             "Flask-Amazon-Orders is not set up on this app; call AmazonOrders.init_app(app)."
         ) from None
+
+
+def get_extension(app: Flask | None = None) -> AmazonOrders:
+    """The :class:`AmazonOrders` set up on ``app`` (default: the current app)."""
+    return _app_state(app).extension

@@ -29,6 +29,16 @@ def _amazon_ids(sandbox: SandboxServer, seller_id: str) -> set[str]:
     return {entry["orderId"] for entry in listing}
 
 
+def _connect(app: Any, seller: dict[str, Any], name: str) -> Store:
+    """Connect the sandbox seller as a store of ``app``."""
+    return app.extensions["amazon_orders"].extension.add_store(
+        name=name,
+        seller_id=seller["seller_id"],
+        marketplace="DE",
+        refresh_token=seller["refresh_token"],
+    )
+
+
 def _stored_ids(db: Any) -> list[str]:
     return list(db.session.scalars(sa.select(AmazonOrder.amazon_order_id)))
 
@@ -241,14 +251,8 @@ def test_fault_on_page_3_of_5_without_retries_loses_nothing_and_resumes(
     """The run fails at page 3; the cursor stays; the next run resumes at page 3."""
     app = app_factory(AMAZON_ORDERS_RETRY_MAX_ATTEMPTS=1, AMAZON_ORDERS_HTTP_TIMEOUT=(2.0, 1.0))
     with app.app_context():
-        ext = app.extensions["amazon_orders"].extension
         db = app.extensions["sqlalchemy"]
-        store = ext.add_store(
-            name="Faulty",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-        )
+        store = _connect(app, seller, "Faulty")
         sandbox.control.generate_orders(seller["seller_id"], 500, seed=8)
         sandbox.control.inject_fault("searchOrders", after=2, **fault)
 
@@ -279,14 +283,8 @@ def test_fault_on_page_3_of_5_without_retries_loses_nothing_and_resumes(
 def test_fault_on_page_3_of_5_is_retried_within_the_run(app_factory, seller, sandbox, fault):
     app = app_factory(AMAZON_ORDERS_HTTP_TIMEOUT=(2.0, 1.0))
     with app.app_context():
-        ext = app.extensions["amazon_orders"].extension
         db = app.extensions["sqlalchemy"]
-        store = ext.add_store(
-            name="Retrying",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-        )
+        store = _connect(app, seller, "Retrying")
         sandbox.control.generate_orders(seller["seller_id"], 500, seed=9)
         sandbox.control.inject_fault("searchOrders", after=2, **fault)
 
@@ -300,14 +298,8 @@ def test_fault_on_page_3_of_5_is_retried_within_the_run(app_factory, seller, san
 def test_expired_pagination_token_restarts_the_window(app_factory, seller, sandbox):
     app = app_factory(AMAZON_ORDERS_RETRY_MAX_ATTEMPTS=1)
     with app.app_context():
-        ext = app.extensions["amazon_orders"].extension
         db = app.extensions["sqlalchemy"]
-        store = ext.add_store(
-            name="Expiring",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-        )
+        store = _connect(app, seller, "Expiring")
         sandbox.control.generate_orders(seller["seller_id"], 500, seed=10)
         sandbox.control.inject_fault("searchOrders", kind="503_html", after=2)
         assert sync_store(store).status == "failed"
@@ -325,14 +317,8 @@ def test_expired_pagination_token_restarts_the_window(app_factory, seller, sandb
 def test_429_storm_longer_than_the_retries_fails_cleanly_and_recovers(app_factory, seller, sandbox):
     app = app_factory(AMAZON_ORDERS_RETRY_MAX_ATTEMPTS=3)
     with app.app_context():
-        ext = app.extensions["amazon_orders"].extension
         db = app.extensions["sqlalchemy"]
-        store = ext.add_store(
-            name="Storm",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-        )
+        store = _connect(app, seller, "Storm")
         sandbox.control.generate_orders(seller["seller_id"], 150, seed=11)
         sandbox.control.inject_fault("searchOrders", kind="429", count=10)
         run = sync_store(store)
