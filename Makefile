@@ -6,12 +6,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install -q -e . --group tests --group lint
+	$(BIN)/python -m pip install -q -e . --group tests --group lint --group docs
 	touch $@
 
 demo: $(BIN)/.installed
@@ -20,10 +20,13 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed docs
 	$(BIN)/ruff check flask_amazon_orders example_app tests bench
 	$(BIN)/ruff format --check flask_amazon_orders example_app tests bench
 	$(BIN)/mypy
+
+docs: $(BIN)/.installed
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_sync.py

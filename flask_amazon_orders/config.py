@@ -153,7 +153,8 @@ def _keys(config: Mapping[str, Any], key: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        value = [part for part in value.replace(",", " ").split() if part]
+        # Commas separate keys; a passphrase may contain spaces.
+        value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise ConfigurationError(f"{key} must be a list of strings or a comma-separated string.")
     return tuple(value)

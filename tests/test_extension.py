@@ -137,3 +137,10 @@ def test_encryption_keys_rotate(app):
     assert Encryptor([old]).encrypt("x") != Encryptor([old]).encrypt("x")  # fresh IV
     with pytest.raises(ConfigurationError, match="cannot be decrypted"):
         Encryptor([new]).decrypt(token)
+
+
+def test_encryption_keys_string_splits_on_commas_only():
+    app = _app(AMAZON_ORDERS_ENCRYPTION_KEYS="a long pass phrase, second key")
+    ext = AmazonOrders(app, db=SQLAlchemy(app))
+    with app.app_context():
+        assert ext.settings.encryption_keys == ("a long pass phrase", "second key")

@@ -1508,3 +1508,9 @@ def test_command_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     assert "A1CLISELLER001" in out
     assert "refresh_token: Atzr|" in out
     assert "generated 5 orders" in out
+
+
+def test_taken_port_raises_oserror_not_systemexit():
+    with SandboxServer() as first:
+        with pytest.raises(OSError, match="in use"):
+            SandboxServer(port=first.port).start()

@@ -46,11 +46,18 @@ def _stored_ids(db: Any) -> list[str]:
 def test_sync_several_pages_stores_every_order_and_item_once(db, store, seller, sandbox):
     created = sandbox.control.generate_orders(seller["seller_id"], 450, seed=1)
     assert created["created"] == 450
+    sandbox.control.reset_counters()
 
     run = sync_store(store)
 
     assert run.status == "succeeded", run.error
     assert run.pages == 5
+    # Items come inline: ceil(450 / 100) searchOrders calls, one token, no per-order call.
+    operations = sandbox.control.counters()["operations"]
+    assert operations["searchOrders"]["calls"] == 5
+    assert operations["token"]["calls"] == 1
+    assert operations.get("getOrder", {}).get("calls", 0) == 0
+    assert operations["searchOrders"]["throttled"] == 0
     assert run.orders_created == 450
     ids = _stored_ids(db)
     assert len(ids) == len(set(ids)) == 450

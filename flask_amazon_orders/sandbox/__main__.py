@@ -9,6 +9,7 @@ import argparse
 import sys
 import threading
 
+from .control_client import SandboxControlError
 from .server import SandboxServer
 
 
@@ -59,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     secret = settings.client_secret if not args.client_secret else "(as given)"
     print(f"  client_id: {settings.client_id}  client_secret: {secret}")
     if args.seller_id or args.generate is not None:
-        seller = server.control.create_seller(args.seller_id)
+        try:
+            seller = server.control.create_seller(args.seller_id)
+        except SandboxControlError as exc:
+            server.stop()
+            parser.exit(2, f"error: {exc.message}\n")
         print(f"  seller_id: {seller['seller_id']}  marketplace: {seller['marketplace_id']}")
         print(f"  refresh_token: {seller['refresh_token']}")
         if args.generate:

@@ -23,7 +23,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     :raises ValueError: for an unknown key or a bad value in ``config``.
     """
     settings = SandboxConfig.from_mapping(config)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.extensions[EXTENSION_KEY] = SandboxState(settings)
     for blueprint in (lwa.bp, orders_api.bp, feeds_api.bp, control.bp):

@@ -145,7 +145,7 @@ class SandboxControl:
         delay: float | None = None,
         status: int | None = None,
     ) -> int:
-        """Inject a fault; returns its id. See :mod:`flask_amazon_orders.sandbox.faults`."""
+        """Inject a fault; returns its id. See the fault kinds in the sandbox guide."""
         body: dict[str, Any] = {
             "operation": operation,
             "kind": kind,

@@ -29,11 +29,19 @@ class SandboxServer:
         with SandboxServer(time_scale=100) as sandbox:
             seller = sandbox.control.create_seller()
             sandbox.control.generate_orders(seller["seller_id"], 500)
-            client = MyClient(endpoint=sandbox.url, lwa_endpoint=sandbox.url + "/auth/o2/token")
+            client = SPAPIClient(
+                credentials=LWACredentials(
+                    "sandbox-client-id", "sandbox-client-secret", seller["refresh_token"]
+                ),
+                endpoint=sandbox.url,
+                lwa_url=sandbox.url + "/auth/o2/token",
+                seller_key=seller["seller_id"],
+            )
 
     :param host: the address to bind (default ``127.0.0.1``).
     :param port: the port; ``0`` or ``None`` picks a free one.
-    :param config: the settings of :func:`~.app.create_app` as keyword arguments.
+    :param config: the settings of :func:`~flask_amazon_orders.sandbox.create_app`, as
+        keyword arguments.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int | None = 0, **config: Any) -> None:
@@ -61,9 +69,12 @@ class SandboxServer:
         """Bind the port and serve in a daemon thread. Returns ``self``."""
         if self._server is not None:
             return self
-        server = make_server(
-            self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler
-        )
+        try:
+            server = make_server(
+                self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler
+            )
+        except SystemExit:  # werkzeug exits when the port is taken; raise instead
+            raise OSError(f"Cannot serve the sandbox on {self.host}:{self.port}: in use?") from None
         self._server = server
         self.port = server.server_port
         self.url = f"http://{self.host}:{self.port}"
