@@ -1,7 +1,8 @@
 """Signals: how the host shop learns what happened to Amazon orders.
 
 Every signal is sent *after* the database commit, so a receiver sees the
-persisted rows and a failing receiver cannot lose synced data. The sender is
+persisted rows. A receiver that raises is logged and skipped: it can neither
+lose synced data nor keep other receivers from their signal. The sender is
 always the Flask app object; the payload is in keyword arguments, and receivers
 should accept ``**extra`` so that new arguments can be added later::
 
@@ -16,9 +17,29 @@ The string name of each signal is its Python name with dashes.
 
 from __future__ import annotations
 
-from blinker import Namespace
+import logging
+from typing import Any
+
+from blinker import NamedSignal, Namespace
 
 _signals = Namespace()
+_log = logging.getLogger("flask_amazon_orders.signals")
+
+
+def send(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
+    """Send ``signal`` to each receiver in turn; a receiver that raises is logged
+    and does not keep the others from hearing of the event.
+
+    The extension sends every signal this way, after its data is committed, so a
+    broken receiver in the host can neither lose synced data nor cost other
+    receivers their signal.
+    """
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            _log.exception("a receiver of the %r signal failed", signal.name)
+
 
 #: A new Amazon order was stored for the first time.
 #: Keyword arguments: ``store`` (:class:`~flask_amazon_orders.models.Store`),
@@ -44,7 +65,24 @@ sync_finished = _signals.signal("sync-finished")
 #: Keyword arguments: ``store``, ``run``, ``error`` (the exception).
 sync_failed = _signals.signal("sync-failed")
 
+#: A host order was created for an Amazon order (order import enabled).
+#: Keyword arguments: ``store``, ``order``, ``reference`` (the host's order
+#: reference), ``status`` (the host status it was created in).
+host_order_created = _signals.signal("host-order-created")
+
+#: The host could not create the order; the Amazon order is *blocked* and will be
+#: tried again. Keyword arguments: ``store``, ``order``, ``reason``.
+host_order_blocked = _signals.signal("host-order-blocked")
+
+#: The extension changed a host order's status (``Complete`` after Amazon shipped
+#: or cancelled the order). Keyword arguments: ``store``, ``order``,
+#: ``reference``, ``status``.
+host_order_status_changed = _signals.signal("host-order-status-changed")
+
 __all__ = [
+    "host_order_blocked",
+    "host_order_created",
+    "host_order_status_changed",
     "order_imported",
     "order_status_changed",
     "order_updated",

@@ -1511,6 +1511,5 @@ def test_command_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
 
 
 def test_taken_port_raises_oserror_not_systemexit():
-    with SandboxServer() as first:
-        with pytest.raises(OSError, match="in use"):
-            SandboxServer(port=first.port).start()
+    with SandboxServer() as first, pytest.raises(OSError, match="in use"):
+        SandboxServer(port=first.port).start()

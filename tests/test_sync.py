@@ -82,7 +82,19 @@ def test_sync_several_pages_stores_every_order_and_item_once(db, store, seller, 
         .join(AmazonOrder)
         .where(AmazonOrder.amazon_order_id.in_(ids[:25]))
     )
-    assert _count(db, OrderEvent) == 450  # one "imported" event each
+    kinds = db.session.execute(
+        sa.select(OrderEvent.kind, sa.func.count()).group_by(OrderEvent.kind)
+    ).all()
+    assert dict(kinds)["imported"] == 450  # one each
+    cancel_requests = sum(
+        1
+        for order in sandbox.control.list_orders(seller["seller_id"])
+        if any(
+            item.get("cancellation", {}).get("cancellationRequest")
+            for item in sandbox.control.get_order(order["orderId"])["orderItems"]
+        )
+    )
+    assert dict(kinds).get("buyer_cancel_requested", 0) == cancel_requests
     store = db.session.get(Store, store.id)
     assert store.sync_cursor is not None and store.sync_page_token is None
 
@@ -140,29 +152,34 @@ def test_status_change_is_stored_with_an_event_and_signals(db, store, seller, sa
     ]
 
 
-def test_new_orders_signal_after_commit_and_receiver_failure_loses_nothing(
-    app, db, store, seller, sandbox
+def test_a_raising_receiver_is_logged_and_loses_neither_data_nor_other_signals(
+    app, db, store, seller, sandbox, caplog
 ):
-    sandbox.control.generate_orders(seller["seller_id"], 30, seed=4)
-    received: list[str] = []
+    sandbox.control.generate_orders(seller["seller_id"], 130, seed=4)
+    broken: list[str] = []
+    healthy: list[str] = []
 
-    def on_import(sender, *, store, order, **extra):
-        assert sender is app
-        received.append(order.amazon_order_id)
+    def broken_receiver(sender, *, store, order, **extra):
+        broken.append(order.amazon_order_id)
         raise RuntimeError("a broken receiver in the host")
 
+    def healthy_receiver(sender, *, store, order, **extra):
+        assert sender is app
+        healthy.append(order.amazon_order_id)
+
     with (
-        signals.order_imported.connected_to(on_import),
-        pytest.raises(RuntimeError, match="broken receiver"),
+        signals.order_imported.connected_to(broken_receiver),
+        signals.order_imported.connected_to(healthy_receiver),
     ):
-        sync_store(store)
-    # The page was committed before the receiver ran: nothing is lost.
-    assert len(received) == 1
-    assert _count(db, AmazonOrder) == 30
-    # The next run finishes the window without duplicating anything.
-    run = sync_store(store)
+        run = sync_store(store)
+
     assert run.status == "succeeded"
-    assert _count(db, AmazonOrder) == 30
+    stored = set(_stored_ids(db))
+    assert len(stored) == 130
+    assert sorted(broken) == sorted(healthy) == sorted(stored)  # once each, to both
+    failures = [r for r in caplog.records if "order-imported" in r.getMessage()]
+    assert len(failures) == 130
+    assert failures[0].exc_info[0] is RuntimeError
 
 
 def test_buyer_cancel_request_is_recorded(db, store, seller, sandbox):
@@ -384,3 +401,89 @@ def test_sync_runs_are_recorded(db, store, seller, sandbox):
     assert stored.trigger == "cli" and stored.status == "succeeded"
     assert stored.orders_seen == 10 and stored.api_calls >= 1
     assert stored.finished_at >= stored.started_at
+
+
+def test_two_syncs_of_one_store_never_run_at_once(db, store, seller, sandbox):
+    from flask_amazon_orders.jobs.sync import _acquire_lease, _release_lease
+
+    sandbox.control.generate_orders(seller["seller_id"], 20, seed=14)
+    assert _acquire_lease(db.session, store.id, "other-worker")
+    skipped = sync_store(store)
+    assert skipped.status == "skipped"
+    assert "Another sync" in skipped.error
+    assert _count(db, AmazonOrder) == 0
+    _release_lease(db.session, store.id, "other-worker")
+    assert sync_store(store).status == "succeeded"
+    assert _count(db, AmazonOrder) == 20
+    assert db.session.get(Store, store.id).sync_lease_until is None
+
+
+def test_an_expired_lease_of_a_crashed_sync_is_taken_over(db, store, seller, sandbox):
+    import datetime as dt
+
+    sandbox.control.generate_orders(seller["seller_id"], 5, seed=15)
+    stored = db.session.get(Store, store.id)
+    stored.sync_lease_until = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    stored.sync_lease_owner = "crashed"
+    db.session.commit()
+    assert sync_store(store).status == "succeeded"
+
+
+def test_a_change_that_keeps_its_timestamp_is_stored_and_a_repeat_is_not(
+    db, store, seller, sandbox
+):
+    import datetime as dt
+
+    stamp = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=30)).replace(microsecond=0)
+    iso = stamp.isoformat().replace("+00:00", "Z")
+    order = sandbox.control.create_order(
+        seller["seller_id"],
+        status="UNSHIPPED",
+        created_time=iso,
+        last_updated_time=iso,
+        items=[{"sku": "SKU-1", "quantity": 2, "unit_price": "10.00"}],
+    )
+    assert sync_store(store).orders_created == 1
+    # Amazon stamps whole seconds, so a change may keep the stamp; the sandbox
+    # always moves it on, so the stored copy is moved instead.
+    sandbox.control.set_status(order["orderId"], "CANCELLED")
+    stored = db.session.scalar(sa.select(AmazonOrder))
+    stored.amazon_updated_at = stamp + dt.timedelta(days=1)  # as if the copy were newer
+    db.session.commit()
+    quiet = sync_store(store)
+    assert (quiet.orders_created, quiet.orders_updated) == (0, 0)  # older copy: ignored
+    stored = db.session.scalar(sa.select(AmazonOrder))
+    stored.amazon_updated_at = _parse(sandbox.control.get_order(order["orderId"]))
+    stored.status = "Unshipped"
+    db.session.commit()
+    changed = sync_store(store)
+    assert changed.orders_updated == 1  # same stamp, different content: stored
+    assert db.session.scalar(sa.select(AmazonOrder.status)) == "Canceled"
+    again = sync_store(store)
+    assert again.orders_updated == 0  # same stamp, same content: not written
+
+
+def _parse(order: dict[str, Any]):
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(order["lastUpdatedTime"].replace("Z", "+00:00"))
+
+
+def test_late_indexed_change_inside_the_overlap_is_picked_up(db, store, seller, sandbox):
+    import datetime as dt
+
+    sandbox.control.generate_orders(seller["seller_id"], 3, seed=16)
+    assert sync_store(store).status == "succeeded"
+    cursor = db.session.get(Store, store.id).sync_cursor
+    # An order Amazon indexes late: its lastUpdatedTime lies before the cursor,
+    # but within the overlap (default 300 s).
+    late = (cursor - dt.timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
+    order = sandbox.control.create_order(
+        seller["seller_id"],
+        created_time=late,
+        last_updated_time=late,
+        items=[{"sku": "SKU-LATE", "quantity": 1, "unit_price": "5.00"}],
+    )
+    run = sync_store(store)
+    assert run.orders_created == 1
+    assert order["orderId"] in _stored_ids(db)

@@ -50,8 +50,10 @@ def test_worker_syncs_every_store_on_its_interval_and_stops(app_factory, seller,
                 time.sleep(0.05)
             assert count == 45
     finally:
-        worker.stop()
+        assert worker.stop()
     assert not worker.running
+    app.test_client().get("/another-request")
+    assert not worker.running  # stopped on purpose: requests do not restart it
     with app.app_context():
         triggers = set(ext.session.scalars(sa.select(SyncRun.trigger)))
         assert triggers == {"worker"}

@@ -22,6 +22,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -63,8 +64,9 @@ _EVENTS_TABLE = metadata.tables["amazon_order_events"]
 
 #: Amazon keeps a pagination token for 24 hours; resume only well within that.
 PAGE_TOKEN_MAX_AGE = dt.timedelta(hours=23)
-#: Amazon's data is complete up to at least two minutes before a request.
-AMAZON_LAG = dt.timedelta(minutes=2)
+#: How long a sync holds its store; renewed with every page, so only a crashed
+#: sync's lease runs out.
+SYNC_LEASE = dt.timedelta(minutes=30)
 
 _ORDER_FIELDS = (
     "seller_order_id",
@@ -128,7 +130,6 @@ ProgressCallback = Callable[[PageProgress], None]
 class _Page:
     """One fetched and parsed ``searchOrders`` page."""
 
-    requested_at: dt.datetime
     before: dt.datetime | None
     raw_orders: list[Any]
     next_token: str | None
@@ -141,11 +142,46 @@ def _order_values(record: OrderRecord) -> dict[str, Any]:
     return values
 
 
-def _buyer_data(ext: AmazonOrders, record: OrderRecord) -> str | None:
+def _buyer_payload(record: OrderRecord) -> str | None:
     if not record.buyer and not record.shipping_address:
         return None
-    payload = {"buyer": record.buyer, "shipping_address": record.shipping_address}
-    return ext.encryptor.encrypt(json.dumps(payload, separators=(",", ":")))
+    return json.dumps(
+        {"buyer": record.buyer, "shipping_address": record.shipping_address},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def _buyer_data(ext: AmazonOrders, record: OrderRecord) -> str | None:
+    payload = _buyer_payload(record)
+    return None if payload is None else ext.encryptor.encrypt(payload)
+
+
+def _differs(ext: AmazonOrders, order: AmazonOrder, record: OrderRecord) -> bool:
+    """Whether Amazon's copy differs from the stored order (for equal timestamps)."""
+    if any(getattr(order, k) != v for k, v in _order_values(record).items()):
+        return True
+    items = {item.order_item_id: item for item in order.items}
+    for item_record in record.items:
+        item = items.get(item_record.order_item_id)
+        if item is None or any(
+            getattr(item, name) != getattr(item_record, name) for name in _ITEM_FIELDS
+        ):
+            return True
+    return _buyer_changed(ext, order, record)
+
+
+def _buyer_changed(ext: AmazonOrders, order: AmazonOrder, record: OrderRecord) -> bool:
+    """Whether Amazon sent buyer data that differs from the stored (or absent) copy.
+
+    When Amazon sends none (no role, or the order is pending), the stored copy stays.
+    """
+    payload = _buyer_payload(record)
+    if payload is None:
+        return False
+    if order.buyer_data_encrypted is None:
+        return True
+    return ext.encryptor.decrypt(order.buyer_data_encrypted) != payload
 
 
 def _apply_items(order: AmazonOrder, record: OrderRecord) -> None:
@@ -209,6 +245,20 @@ def _insert_new(
                 "message": f"Imported from Amazon as {label}.",
             }
         )
+        if record.buyer_cancel_requested:
+            reason = record.buyer_cancel_reason
+            events.append(
+                {
+                    "order_id": order_id,
+                    "created_at": now,
+                    "kind": "buyer_cancel_requested",
+                    "actor": "buyer",
+                    "from_status": None,
+                    "to_status": None,
+                    "message": "The buyer asked Amazon to cancel this order"
+                    + (f": {reason}" if reason else "."),
+                }
+            )
     if items:
         session.execute(sa.insert(_ITEMS_TABLE), items)
     session.execute(sa.insert(_EVENTS_TABLE), events)
@@ -222,12 +272,14 @@ def _update_changed(
     session = ext.session
     for order in session.scalars(sa.select(AmazonOrder).where(AmazonOrder.id.in_(order_ids))):
         record = latest[order.amazon_order_id]
+        if record.amazon_updated_at == order.amazon_updated_at and not _differs(ext, order, record):
+            continue  # the same copy again (the sync's overlap)
         old_status = order.status
         had_cancel_request = order.buyer_cancel_requested
         for name, value in _order_values(record).items():
             if getattr(order, name) != value:
                 setattr(order, name, value)
-        if order.buyer_data_encrypted is not None or record.buyer or record.shipping_address:
+        if _buyer_changed(ext, order, record):
             order.buyer_data_encrypted = _buyer_data(ext, record)
         _apply_items(order, record)
         if record.status != old_status:
@@ -285,10 +337,12 @@ def _store_page(
         )
     }
     new = [record for key, record in latest.items() if key not in stored]
+    # Newer copies, and copies with the same lastUpdatedTime (Amazon stamps whole
+    # seconds, so a change may keep it); the latter are compared field by field.
     changed = [
         stored[key][0]
         for key, record in latest.items()
-        if key in stored and record.amazon_updated_at > stored[key][1]
+        if key in stored and record.amazon_updated_at >= stored[key][1]
     ]
     if new:
         _insert_new(ext, store_id, new, progress)
@@ -305,15 +359,18 @@ def _send_signals(app: Any, session: Any, progress: PageProgress) -> None:
             .order_by(AmazonOrder.id)
         )
         for order in orders:
-            signals.order_imported.send(app, store=store, order=order)
-    if signals.order_status_changed.receivers:
-        for order, old, new in progress.status_changes:
-            signals.order_status_changed.send(
-                app, store=store, order=order, old_status=old, new_status=new
-            )
-    if signals.order_updated.receivers:
-        for order in progress.updated:
-            signals.order_updated.send(app, store=store, order=order)
+            signals.send(signals.order_imported, app, store=store, order=order)
+    for order, old, new in progress.status_changes:
+        signals.send(
+            signals.order_status_changed,
+            app,
+            store=store,
+            order=order,
+            old_status=old,
+            new_status=new,
+        )
+    for order in progress.updated:
+        signals.send(signals.order_updated, app, store=store, order=order)
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -341,7 +398,36 @@ def _describe(exc: BaseException) -> str:
         )
     if isinstance(exc, MissingCredentialsError):
         return f"Amazon credentials are missing: {exc}"
-    return str(exc)
+    if isinstance(exc, AmazonOrdersError):
+        return str(exc)
+    # Not ours: its text may carry SQL parameters (buyer data); keep it in the log only.
+    return f"Unexpected {type(exc).__name__}; the application log has the details."
+
+
+def _acquire_lease(session: Any, store_id: int, owner: str) -> bool:
+    """Take the store's sync lease unless another live sync holds it (compare-and-set)."""
+    now = utcnow()
+    result = session.execute(
+        sa.update(Store)
+        .where(
+            Store.id == store_id,
+            sa.or_(Store.sync_lease_until.is_(None), Store.sync_lease_until < now),
+        )
+        .values(sync_lease_until=now + SYNC_LEASE, sync_lease_owner=owner)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(result.rowcount)
+
+
+def _release_lease(session: Any, store_id: int, owner: str) -> None:
+    session.execute(
+        sa.update(Store)
+        .where(Store.id == store_id, Store.sync_lease_owner == owner)
+        .values(sync_lease_until=None, sync_lease_owner=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
 
 
 def sync_store(
@@ -358,6 +444,9 @@ def sync_store(
     is sent, and the next run picks up where this one stopped. Any other exception
     is recorded the same way and then raised.
 
+    One store is synced by one sync at a time: a run that finds another one
+    holding the store's lease ends at once with status ``skipped``.
+
     :param store: the store or its id.
     :param trigger: who started the run (``cli``, ``worker``, ``admin``, ``api``).
     :param progress: called with a :class:`PageProgress` after each stored page.
@@ -371,12 +460,26 @@ def sync_store(
     if loaded is None:
         raise LookupError(f"No store with id {store_id}.")
     store = loaded
+    owner = uuid.uuid4().hex
+    if not _acquire_lease(session, store_id, owner):
+        run = SyncRun(
+            store_id=store_id,
+            trigger=trigger,
+            status="skipped",
+            finished_at=utcnow(),
+            error="Another sync of this store is running.",
+        )
+        session.add(run)
+        session.commit()
+        log.info("%s: skipped, another sync of this store is running", loaded.name)
+        return run
     run = SyncRun(store_id=store.id, trigger=trigger, status="running")
     session.add(run)
     store.last_sync_at = run.started_at = utcnow()
     session.commit()
 
     client = None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="amazon-orders-fetch")
     try:
         client = ext.client_for(store)
         included = INCLUDED_DATA + (INCLUDED_BUYER_DATA if settings.fetch_buyer_data else ())
@@ -390,7 +493,7 @@ def sync_store(
             and now - token_at < PAGE_TOKEN_MAX_AGE
         ):
             after = store.sync_window_after
-            before = store.sync_window_before
+            bound = store.sync_window_before
             log.info("%s: resuming an unfinished sync window at its next page", store.name)
         else:
             token = None
@@ -398,7 +501,7 @@ def sync_store(
                 store.connected_at - dt.timedelta(days=settings.sync_lookback_days)
             )
             after = start - dt.timedelta(seconds=settings.sync_overlap_seconds)
-            before = None
+            bound = None
         run.window_after = after
         store_name = store.name
         filters: dict[str, Any] = {
@@ -409,7 +512,6 @@ def sync_store(
         }
 
         def fetch(page_token: str | None) -> _Page:
-            requested_at = utcnow()
             body = client.search_orders(**filters, pagination_token=page_token)
             raw_orders = body.get("orders")
             if not isinstance(raw_orders, list):
@@ -417,7 +519,6 @@ def sync_store(
             pagination = body.get("pagination") or {}
             next_token = pagination.get("nextToken") if isinstance(pagination, dict) else None
             return _Page(
-                requested_at=requested_at,
                 before=_parse_time(body.get("lastUpdatedBefore")),
                 raw_orders=raw_orders,
                 next_token=next_token or None,
@@ -426,83 +527,99 @@ def sync_store(
         # While one page is parsed and stored, the next one is already on its
         # way: the fetch runs in a helper thread (HTTP waits release the GIL).
         # Parsing stays here: CPU-bound work in the helper would make SQLite's
-        # per-row GIL hand-overs wait for the interpreter's switch interval. A page's
-        # token is committed only with the page before it, so a failure of the
-        # prefetch simply surfaces after that commit.
+        # per-row GIL hand-overs wait for the interpreter's switch interval. A
+        # page's token is committed only with the page before it, so a failure of
+        # the prefetch simply surfaces after that commit.
         restarted = False
         page_no = 0
-        with ThreadPoolExecutor(1, thread_name_prefix="amazon-orders-fetch") as pool:
-            pending: Future[_Page] = pool.submit(fetch, token)
-            while True:
-                try:
-                    fetched = pending.result()
-                except InvalidInputError:
-                    if token is None or restarted:
-                        raise
-                    # Amazon no longer takes the saved page token (expired): read the
-                    # window again from its start; the upsert makes that harmless.
-                    log.warning("%s: pagination token refused; restarting the window", store_name)
-                    restarted = True
-                    token = None
-                    before = None
-                    pending = pool.submit(fetch, None)
-                    continue
-                if before is None:
-                    before = max(fetched.before or (fetched.requested_at - AMAZON_LAG), after)
-                next_token = fetched.next_token
-                if next_token:
-                    pending = pool.submit(fetch, next_token)
-                records = [parse_order(raw, operation="searchOrders") for raw in fetched.raw_orders]
-                page_no += 1
-                page = PageProgress(
-                    store=store,
-                    run=run,
-                    page=page_no,
-                    orders=len(records),
-                    last_page=not next_token,
-                )
-                _store_page(ext, store_id, records, page)
-                run.pages += 1
-                run.orders_seen += len(records)
-                run.orders_created += len(page.created)
-                run.orders_updated += len(page.updated) + len(page.status_changes)
-                run.window_before = before
-                if next_token:
-                    store.sync_page_token = next_token
-                    store.sync_page_token_at = utcnow()
-                    store.sync_window_after = after
-                    store.sync_window_before = before
-                else:
-                    store.sync_cursor = before
-                    store.sync_page_token = None
-                    store.sync_page_token_at = None
-                    store.sync_window_after = None
-                    store.sync_window_before = None
-                    store.last_sync_succeeded_at = utcnow()
-                    store.last_sync_error = None
-                    store.last_sync_error_needs_action = False
-                    run.status = "succeeded"
-                    run.finished_at = utcnow()
-                _count_calls(run, client)
-                session.commit()
-                _send_signals(app, session, page)
-                if progress is not None:
-                    progress(page)
-                if not next_token:
-                    break
-                token = next_token
-    except Exception as exc:
+        latest_seen: dt.datetime | None = None
+        pending: Future[_Page] = pool.submit(fetch, token)
+        while True:
+            try:
+                fetched = pending.result()
+            except InvalidInputError:
+                if token is None or restarted:
+                    raise
+                # Amazon no longer takes the saved page token (expired): read the
+                # window again from its start; the upsert makes that harmless.
+                log.warning("%s: pagination token refused; restarting the window", store_name)
+                restarted = True
+                token = None
+                bound = None
+                pending = pool.submit(fetch, None)
+                continue
+            if page_no == 0 and token is None:
+                # Amazon's own upper bound of the window: its clock, not ours.
+                bound = fetched.before
+            next_token = fetched.next_token
+            if next_token:
+                pending = pool.submit(fetch, next_token)
+            records = [parse_order(raw, operation="searchOrders") for raw in fetched.raw_orders]
+            for record in records:
+                if latest_seen is None or record.amazon_updated_at > latest_seen:
+                    latest_seen = record.amazon_updated_at
+            page_no += 1
+            page = PageProgress(
+                store=store, run=run, page=page_no, orders=len(records), last_page=not next_token
+            )
+            _store_page(ext, store_id, records, page)
+            run.pages += 1
+            run.orders_seen += len(records)
+            run.orders_created += len(page.created)
+            run.orders_updated += len(page.updated) + len(page.status_changes)
+            run.window_before = bound
+            store.sync_lease_until = utcnow() + SYNC_LEASE
+            if next_token:
+                store.sync_page_token = next_token
+                store.sync_page_token_at = utcnow()
+                store.sync_window_after = after
+                store.sync_window_before = bound
+            else:
+                # Without Amazon's bound, move only as far as the newest change
+                # seen: never trust the local clock to skip ahead.
+                cursor = bound if bound is not None else max(latest_seen or after, after)
+                store.sync_cursor = max(cursor, after)
+                store.sync_page_token = None
+                store.sync_page_token_at = None
+                store.sync_window_after = None
+                store.sync_window_before = None
+                store.last_sync_succeeded_at = utcnow()
+                store.last_sync_error = None
+                store.last_sync_error_needs_action = False
+                run.status = "succeeded"
+                run.finished_at = utcnow()
+            _count_calls(run, client)
+            session.commit()
+            _send_signals(app, session, page)
+            if progress is not None:
+                progress(page)
+            if not next_token:
+                break
+            token = next_token
+    except BaseException as exc:
+        # Do not wait for a fetch still in flight (it may sit in the rate limiter).
+        pool.shutdown(wait=False, cancel_futures=True)
         session.rollback()
         _record_failure(session, store_id, run.id, exc, client)
+        _release_lease(session, store_id, owner)
+        if client is not None:
+            client.close()
         run = session.get(SyncRun, run.id) or run
         failed_store = session.get(Store, store_id) or store
-        signals.sync_failed.send(app, store=failed_store, run=run, error=exc)
+        signals.send(signals.sync_failed, app, store=failed_store, run=run, error=exc)
         if isinstance(exc, AmazonOrdersError):
             log.warning("%s: sync failed: %s", failed_store.name, exc)
             return run
         log.exception("%s: sync failed with an unexpected error", failed_store.name)
         raise
-    signals.sync_finished.send(app, store=store, run=run)
+    pool.shutdown(wait=False)
+    client.close()
+    _release_lease(session, store_id, owner)
+    signals.send(signals.sync_finished, app, store=store, run=run)
+    if session.get(Store, store_id).order_import_enabled:  # type: ignore[union-attr]
+        from ..services.importing import import_host_orders
+
+        import_host_orders(store_id, actor="sync")
     log.info(
         "%s: sync done, %d orders seen, %d new, %d changed, %d pages",
         store.name,
@@ -538,10 +655,32 @@ def _record_failure(
     session.commit()
 
 
-def sync_all(*, trigger: str = "api", progress: ProgressCallback | None = None) -> list[SyncRun]:
-    """Sync every active store, one after the other."""
+def sync_all(
+    *,
+    trigger: str = "api",
+    progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[SyncRun]:
+    """Sync every active store, one after the other.
+
+    An unexpected error in one store does not keep the others from their sync;
+    the first such error is raised once every store had its turn.
+
+    :param should_stop: asked before each store; ``True`` ends the round early.
+    """
     ext = get_extension()
     ids = list(
         ext.session.scalars(sa.select(Store.id).where(Store.active.is_(True)).order_by(Store.id))
     )
-    return [sync_store(store_id, trigger=trigger, progress=progress) for store_id in ids]
+    runs = []
+    first_error: Exception | None = None
+    for store_id in ids:
+        if should_stop is not None and should_stop():
+            break
+        try:
+            runs.append(sync_store(store_id, trigger=trigger, progress=progress))
+        except Exception as exc:  # recorded on the run; the other stores go on
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return runs

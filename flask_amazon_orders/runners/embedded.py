@@ -30,6 +30,7 @@ class EmbeddedWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
+        self._stopped = False
         #: How many rounds over all stores have finished.
         self.rounds = 0
 
@@ -38,14 +39,16 @@ class EmbeddedWorker:
         return self._thread is not None and self._thread.is_alive()
 
     def ensure_started(self) -> None:
-        """Start the thread unless it runs already (used as a ``before_request`` hook)."""
-        if not self.running:
+        """Start the thread unless it runs already or was stopped on purpose
+        (used as a ``before_request`` hook)."""
+        if not self.running and not self._stopped:
             self.start()
 
     def start(self) -> None:
         with self._lock:
             if self.running:
                 return
+            self._stopped = False
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._loop, name="amazon-orders-worker", daemon=True
@@ -53,14 +56,26 @@ class EmbeddedWorker:
             self._thread.start()
             log.info("embedded worker started, syncing every %s s", self.interval)
 
-    def stop(self, timeout: float | None = 10.0) -> None:
-        """Ask the thread to stop after its current store and wait for it."""
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
+    def stop(self, timeout: float | None = 10.0) -> bool:
+        """Ask the thread to stop after its current store and wait for it.
+
+        The worker stays stopped (requests do not restart it) until :meth:`start`.
+        Returns whether the thread ended within ``timeout``.
+        """
+        with self._lock:
+            self._stopped = True
+            self._stop.set()
+            self._wake.set()
+            thread = self._thread
         if thread is not None:
             thread.join(timeout)
+            if thread.is_alive():
+                log.warning(
+                    "embedded worker still busy after %s s; it stops after its store", timeout
+                )
+                return False
         self._thread = None
+        return True
 
     def wake(self) -> None:
         """Run the next round now instead of at the end of the interval."""
@@ -71,7 +86,7 @@ class EmbeddedWorker:
         from ..jobs.sync import sync_all
 
         with self._app.app_context():
-            sync_all(trigger="worker")
+            sync_all(trigger="worker", should_stop=self._stop.is_set)
         self.rounds += 1
 
     def _loop(self) -> None:
