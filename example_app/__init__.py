@@ -14,9 +14,10 @@ from flask import Flask
 
 from flask_amazon_orders import AmazonOrders
 
+from .host import ShopAdapter
 from .models import CATALOG, Product, db
 
-amazon_orders = AmazonOrders(db=db)
+amazon_orders = AmazonOrders(db=db, host=ShopAdapter())
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

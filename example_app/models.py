@@ -37,6 +37,8 @@ class ShopOrder(db.Model):  # type: ignore[name-defined,misc]
     channel: Mapped[str] = mapped_column(sa.String(20), default="web")
     currency: Mapped[str] = mapped_column(sa.String(3), default="EUR")
     total: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
+    #: Set on orders imported from Amazon.
+    amazon_order_id: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
 
     lines: Mapped[list[ShopOrderLine]] = relationship(
         back_populates="order", cascade="all, delete-orphan"
@@ -51,9 +53,13 @@ class ShopOrderLine(db.Model):  # type: ignore[name-defined,misc]
     sku: Mapped[str] = mapped_column(sa.String(64))
     quantity: Mapped[int] = mapped_column(default=1)
     price: Mapped[Decimal] = mapped_column(sa.Numeric(10, 2))
+    tax: Mapped[Decimal] = mapped_column(sa.Numeric(10, 2), default=Decimal("0"))
 
     order: Mapped[ShopOrder] = relationship(back_populates="lines")
 
+
+#: The shop's own order workflow.
+ORDER_STATUSES = ("Pending", "Processing", "Complete", "Canceled")
 
 #: The shop's catalogue, also used to generate the sandbox's Amazon orders so
 #: that their SKUs are the shop's own.

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
     from sqlalchemy.orm import scoped_session
 
+    from .host import HostAdapter
     from .models import Store, SyncRun
     from .runners.embedded import EmbeddedWorker
 
@@ -62,6 +63,10 @@ class AmazonOrders:
 
     :param app: the Flask app, or ``None`` to call :meth:`init_app` later.
     :param db: the host's Flask-SQLAlchemy instance.
+    :param host: the host contract, a :class:`~flask_amazon_orders.host.HostAdapter`
+        through which the extension creates and updates the shop's own orders
+        when a store's order import is enabled. It can also be set later as
+        :attr:`host`.
     :param rate_limiter: where the SP-API rate-limit buckets live. The default
         is one in-process limiter shared by every client of the process; several
         processes need a shared one.
@@ -72,11 +77,14 @@ class AmazonOrders:
         app: Flask | None = None,
         *,
         db: SQLAlchemy,
+        host: HostAdapter | None = None,
         rate_limiter: RateLimiter | None = None,
     ) -> None:
         if db is None:
             raise TypeError("AmazonOrders needs the host's Flask-SQLAlchemy instance: db=...")
         self.db = db
+        #: The registered :class:`~flask_amazon_orders.host.HostAdapter`, or ``None``.
+        self.host = host
         self.rate_limiter = rate_limiter
         for table in metadata.sorted_tables:
             if table.name not in db.metadata.tables:

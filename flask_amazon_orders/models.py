@@ -109,6 +109,10 @@ class Store(Base):
     marketplace_id: Mapped[str] = mapped_column(sa.String(20))
     refresh_token_encrypted: Mapped[str | None] = mapped_column(sa.Text)
     order_import_enabled: Mapped[bool] = mapped_column(default=False)
+    #: The host status a new imported (merchant-fulfilled, unshipped) order starts in.
+    import_initial_status: Mapped[str] = mapped_column(sa.String(40), default="Processing")
+    #: ``host``: the host numbers its orders; ``amazon``: the Amazon order id is the number.
+    order_number_source: Mapped[str] = mapped_column(sa.String(10), default="host")
     active: Mapped[bool] = mapped_column(default=True)
     connected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Everything Amazon changed up to this time is stored.
@@ -118,6 +122,9 @@ class Store(Base):
     sync_window_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sync_page_token: Mapped[str | None] = mapped_column(sa.Text)
     sync_page_token_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The sync lease: one sync per store at a time (see ``jobs.sync``).
+    sync_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sync_lease_owner: Mapped[str | None] = mapped_column(sa.String(32))
     last_sync_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_sync_succeeded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_sync_error: Mapped[str | None] = mapped_column(sa.Text)
@@ -170,6 +177,15 @@ class AmazonOrder(Base):
     ship_country: Mapped[str | None] = mapped_column(sa.String(2))
     buyer_cancel_requested: Mapped[bool] = mapped_column(default=False)
     buyer_cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: The linked host order (the host contract's reference), once created.
+    host_order_ref: Mapped[str | None] = mapped_column(sa.String(64))
+    #: ``created``, ``blocked`` (see :attr:`host_import_error`), or ``None`` (not yet).
+    host_import_state: Mapped[str | None] = mapped_column(sa.String(12))
+    host_import_error: Mapped[str | None] = mapped_column(sa.Text)
+    host_import_attempts: Mapped[int] = mapped_column(default=0)
+    host_imported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The host status the extension last set on the host order.
+    host_status: Mapped[str | None] = mapped_column(sa.String(40))
     #: Buyer and shipping address, encrypted JSON; ``None`` once purged.
     buyer_data_encrypted: Mapped[str | None] = mapped_column(sa.Text)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -262,7 +278,7 @@ class SyncRun(Base):
     store_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_stores.id", ondelete="CASCADE"))
     #: ``cli``, ``worker``, ``admin``, ``api`` …
     trigger: Mapped[str] = mapped_column(sa.String(20), default="api")
-    #: ``running``, ``succeeded`` or ``failed``.
+    #: ``running``, ``succeeded``, ``failed`` or ``skipped`` (another sync held the store).
     status: Mapped[str] = mapped_column(sa.String(12), default="running")
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

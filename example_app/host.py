@@ -1,0 +1,83 @@
+"""The shop's side of the host contract: how Amazon orders become shop orders."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask import url_for
+
+from flask_amazon_orders.host import HostAdapter, HostOrderError
+from flask_amazon_orders.models import AmazonOrder, Store
+
+from .models import Product, ShopOrder, ShopOrderLine, db
+
+
+def _customer(amazon_order: AmazonOrder) -> str:
+    from . import amazon_orders
+
+    if not amazon_order.buyer_data_encrypted:
+        return "Amazon customer"
+    data = json.loads(amazon_orders.encryptor.decrypt(amazon_order.buyer_data_encrypted))
+    buyer = data.get("buyer") or {}
+    address = data.get("shipping_address") or {}
+    return buyer.get("buyerName") or address.get("name") or "Amazon customer"
+
+
+class ShopAdapter(HostAdapter):
+    """Creates and updates the shop's orders; works in ``db.session``, never commits."""
+
+    def create_order(
+        self, amazon_order: AmazonOrder, *, store: Store, status: str, number: str | None
+    ) -> str:
+        lines = []
+        for item in amazon_order.items:
+            product = db.session.scalar(sa.select(Product).where(Product.sku == item.seller_sku))
+            if product is None:
+                raise HostOrderError(f"Unknown SKU {item.seller_sku!r} ({item.title}).")
+            if not product.enabled:
+                raise HostOrderError(f"Product {product.sku} is disabled in the shop.")
+            quantity = item.quantity_ordered
+            unit = item.unit_price if item.unit_price is not None else product.price
+            lines.append(
+                ShopOrderLine(
+                    sku=product.sku,
+                    quantity=quantity,
+                    price=unit,
+                    tax=item.item_tax or Decimal("0"),
+                )
+            )
+        order = ShopOrder(
+            number=number or _next_number(),
+            status=status,
+            customer=_customer(amazon_order),
+            channel="amazon",
+            currency=amazon_order.currency or "EUR",
+            total=amazon_order.order_total or Decimal("0"),
+            amazon_order_id=amazon_order.amazon_order_id,
+            lines=lines,
+        )
+        db.session.add(order)
+        db.session.flush()
+        return str(order.id)
+
+    def set_status(self, reference: str, status: str, *, amazon_order: AmazonOrder) -> None:
+        order = db.session.get(ShopOrder, int(reference))
+        if order is None:
+            raise HostOrderError(f"Shop order {reference} does not exist.")
+        order.status = status
+
+    def order_url(self, reference: str) -> str | None:
+        return url_for("shop.order_detail", order_id=int(reference))
+
+    def find_order(self, amazon_order: AmazonOrder) -> str | None:
+        order_id = db.session.scalar(
+            sa.select(ShopOrder.id).where(ShopOrder.amazon_order_id == amazon_order.amazon_order_id)
+        )
+        return str(order_id) if order_id is not None else None
+
+
+def _next_number() -> str:
+    last = db.session.scalar(sa.select(sa.func.max(ShopOrder.id))) or 0
+    return f"T{10001 + last}"

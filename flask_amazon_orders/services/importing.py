@@ -1,0 +1,273 @@
+"""Import routing: which Amazon orders become host orders, when, and exactly once.
+
+With a store's order import enabled, :func:`import_host_orders`
+
+* creates a host order, through the host contract (:mod:`flask_amazon_orders.host`),
+  for every eligible order placed since the store was connected: a
+  merchant-fulfilled order once Amazon marks it ``Unshipped`` (an order first seen
+  already shipped is created as ``Complete``), an Amazon-fulfilled order only at
+  ``Shipped``, created as ``Complete``; ``Pending`` orders wait;
+* marks an order *blocked*, with the host's reason, when the host cannot create
+  it (unknown SKU, disabled product, the host raised); blocked orders are tried
+  again at every run and can be retried by hand (:func:`retry_host_order`);
+* moves the host order to ``Complete`` when Amazon shipped or cancelled the order.
+
+Exactly one host order per Amazon order: each order is claimed with a
+compare-and-set ``UPDATE`` (which also locks its row on PostgreSQL until the
+commit), the host order is created in the same transaction, and both commit
+together. A crash before the commit leaves neither; a second worker's claim
+finds the order taken and skips it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .. import signals
+from ..extension import get_extension
+from ..host import COMPLETE, HostAdapter, HostOrderError
+from ..models import AmazonOrder, OrderEvent, Store, utcnow
+
+log = logging.getLogger("flask_amazon_orders.importing")
+
+#: Statuses at which an order becomes a host order, by fulfilment channel.
+IMPORTABLE = {"MFN": ("Unshipped", "PartiallyShipped", "Shipped"), "AFN": ("Shipped",)}
+#: Amazon statuses after which the host order is complete.
+FINAL = ("Shipped", "Canceled")
+
+
+@dataclasses.dataclass
+class ImportResult:
+    """What one run of :func:`import_host_orders` did."""
+
+    created: list[int] = dataclasses.field(default_factory=list)
+    blocked: list[int] = dataclasses.field(default_factory=list)
+    completed: list[int] = dataclasses.field(default_factory=list)
+    #: Why nothing could be imported (no host adapter registered …), if so.
+    problem: str | None = None
+
+
+def _eligible_ids(session: Any, store: Store, *, after_id: int, limit: int) -> list[int]:
+    channel_rules = [
+        sa.and_(AmazonOrder.fulfillment_channel == channel, AmazonOrder.status.in_(statuses))
+        for channel, statuses in IMPORTABLE.items()
+    ]
+    query = (
+        sa.select(AmazonOrder.id)
+        .where(
+            AmazonOrder.store_id == store.id,
+            AmazonOrder.id > after_id,
+            AmazonOrder.host_order_ref.is_(None),
+            AmazonOrder.purchased_at >= store.connected_at,
+            sa.or_(*channel_rules),
+        )
+        .order_by(AmazonOrder.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def _claim(session: Any, order_id: int) -> bool:
+    """Take the order for import in the current transaction (compare-and-set)."""
+    result = session.execute(
+        sa.update(AmazonOrder)
+        .where(AmazonOrder.id == order_id, AmazonOrder.host_order_ref.is_(None))
+        .values(host_import_attempts=AmazonOrder.host_import_attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+def _create_one(
+    adapter: HostAdapter, session: Any, store: Store, order_id: int, actor: str
+) -> tuple[str, AmazonOrder, str | None]:
+    """Create the host order for one claimed Amazon order; the caller commits."""
+    order = session.get(AmazonOrder, order_id, populate_existing=True)
+    status = store.import_initial_status
+    if order.status == "Shipped":
+        status = COMPLETE
+    number = order.amazon_order_id if store.order_number_source == "amazon" else None
+    reference = adapter.find_order(order)
+    if reference is None:
+        reference = adapter.create_order(order, store=store, status=status, number=number)
+    if not isinstance(reference, str) or not reference:
+        raise HostOrderError("The host's create_order returned no order reference.")
+    order.host_order_ref = reference
+    order.host_import_state = "created"
+    order.host_import_error = None
+    order.host_imported_at = utcnow()
+    order.host_status = status
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            kind="host_order_created",
+            actor=actor,
+            to_status=order.status,
+            message=f"Shop order {reference} created ({status}).",
+        )
+    )
+    return reference, order, status
+
+
+def _block(session: Any, order_id: int, reason: str, actor: str) -> None:
+    order = session.get(AmazonOrder, order_id, populate_existing=True)
+    first = order.host_import_state != "blocked" or order.host_import_error != reason
+    order.host_import_state = "blocked"
+    order.host_import_error = reason[:2000]
+    order.host_import_attempts += 1
+    if first:
+        session.add(
+            OrderEvent(
+                order_id=order.id,
+                kind="host_order_blocked",
+                actor=actor,
+                message=f"The shop order could not be created: {reason}",
+            )
+        )
+
+
+def import_host_orders(
+    store: Store | int, *, actor: str = "sync", batch: int = 500
+) -> ImportResult:
+    """Create host orders for a store's eligible Amazon orders and complete finished ones.
+
+    Does nothing while the store's order import is disabled. Safe to run from
+    several workers at once and to run again after a crash.
+    """
+    ext = get_extension()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    session = ext.session
+    store_id = store if isinstance(store, int) else store.id
+    loaded = session.get(Store, store_id)
+    if loaded is None:
+        raise LookupError(f"No store with id {store_id}.")
+    store = loaded
+    result = ImportResult()
+    if not store.order_import_enabled:
+        return result
+    adapter = ext.host
+    if adapter is None:
+        result.problem = (
+            "Order import is enabled, but the shop registered no host adapter "
+            "(AmazonOrders(..., host=...)): no shop orders can be created."
+        )
+        log.warning("%s: %s", store.name, result.problem)
+        return result
+
+    last_id = 0
+    while True:
+        ids = _eligible_ids(session, store, after_id=last_id, limit=batch)
+        if not ids:
+            break
+        last_id = ids[-1]
+        for order_id in ids:
+            if not _claim(session, order_id):
+                session.rollback()
+                continue
+            try:
+                reference, order, status = _create_one(adapter, session, store, order_id, actor)
+                session.commit()
+            except Exception as exc:
+                session.rollback()
+                reason = (
+                    str(exc)
+                    if isinstance(exc, HostOrderError)
+                    else (f"The shop raised {type(exc).__name__}: {exc}")
+                )
+                if not isinstance(exc, HostOrderError):
+                    log.exception("host adapter failed for Amazon order id %s", order_id)
+                _block(session, order_id, reason, actor)
+                session.commit()
+                result.blocked.append(order_id)
+                blocked = session.get(AmazonOrder, order_id)
+                signals.host_order_blocked.send(app, store=store, order=blocked, reason=reason)
+                continue
+            result.created.append(order_id)
+            signals.host_order_created.send(
+                app, store=store, order=order, reference=reference, status=status
+            )
+        store = session.get(Store, store_id) or store
+
+    _complete_finished(adapter, session, app, store, result, actor)
+    return result
+
+
+def _complete_finished(
+    adapter: HostAdapter, session: Any, app: Any, store: Store, result: ImportResult, actor: str
+) -> None:
+    """Move host orders to Complete once Amazon shipped or cancelled the order."""
+    ids = list(
+        session.scalars(
+            sa.select(AmazonOrder.id).where(
+                AmazonOrder.store_id == store.id,
+                AmazonOrder.host_order_ref.is_not(None),
+                AmazonOrder.status.in_(FINAL),
+                sa.or_(AmazonOrder.host_status.is_(None), AmazonOrder.host_status != COMPLETE),
+            )
+        )
+    )
+    for order_id in ids:
+        order = session.get(AmazonOrder, order_id)
+        reference = order.host_order_ref
+        try:
+            adapter.set_status(reference, COMPLETE, amazon_order=order)
+            order.host_status = COMPLETE
+            session.add(
+                OrderEvent(
+                    order_id=order.id,
+                    kind="host_order_completed",
+                    actor=actor,
+                    to_status=order.status,
+                    message=f"Shop order {reference} set to {COMPLETE} "
+                    f"(Amazon: {order.status_label}).",
+                )
+            )
+            session.commit()
+        except Exception as exc:
+            session.rollback()
+            log.exception("could not complete shop order %s", reference)
+            order = session.get(AmazonOrder, order_id)
+            order.host_import_error = f"Setting the shop order to {COMPLETE} failed: {exc}"
+            session.commit()
+            continue
+        result.completed.append(order_id)
+        signals.host_order_status_changed.send(
+            app, store=store, order=order, reference=reference, status=COMPLETE
+        )
+
+
+def retry_host_order(order: AmazonOrder | int, *, actor: str = "admin") -> ImportResult:
+    """Try again, now, to create the host order of one (blocked) Amazon order."""
+    ext = get_extension()
+    session = ext.session
+    order_id = order if isinstance(order, int) else order.id
+    loaded = session.get(AmazonOrder, order_id)
+    if loaded is None:
+        raise LookupError(f"No Amazon order with id {order_id}.")
+    return import_host_orders(loaded.store_id, actor=actor)
+
+
+def set_order_import(store: Store | int, enabled: bool, *, actor: str = "admin") -> ImportResult:
+    """Switch a store's order import on or off.
+
+    Switching it on creates host orders for the eligible orders placed since the
+    store was connected, at once. Switching it off stops creating new ones; host
+    orders that exist are never deleted.
+    """
+    ext = get_extension()
+    session = ext.session
+    store_id = store if isinstance(store, int) else store.id
+    loaded = session.get(Store, store_id)
+    if loaded is None:
+        raise LookupError(f"No store with id {store_id}.")
+    loaded.order_import_enabled = enabled
+    session.commit()
+    log.info("%s: order import %s by %s", loaded.name, "enabled" if enabled else "disabled", actor)
+    if enabled:
+        return import_host_orders(store_id, actor=actor)
+    return ImportResult()
