@@ -157,3 +157,31 @@ def store(ext: AmazonOrders, seller: dict[str, Any]) -> Any:
         marketplace="DE",
         refresh_token=seller["refresh_token"],
     )
+
+
+@pytest.fixture
+def shop(database_url: str, sandbox: SandboxServer) -> Iterator[Flask]:
+    """The example shop (a real host with its own orders) on the test database."""
+    from example_app import create_app, init_db
+    from example_app.models import db as shop_db
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "AMAZON_ORDERS_ENDPOINT": sandbox.url,
+            "AMAZON_ORDERS_LWA_URL": sandbox.url + "/auth/o2/token",
+            "AMAZON_ORDERS_LWA_CLIENT_ID": "sandbox-client-id",
+            "AMAZON_ORDERS_LWA_CLIENT_SECRET": "sandbox-client-secret",
+            "AMAZON_ORDERS_RETRY_BACKOFF_SECONDS": 0.01,
+            "AMAZON_ORDERS_RATE_LIMIT_SCALE": TEST_TIME_SCALE,
+        }
+    )
+    with app.app_context():
+        shop_db.drop_all()
+        init_db()
+    yield app
+    with app.app_context():
+        shop_db.session.remove()
+        shop_db.drop_all()
+        shop_db.engine.dispose()

@@ -2,32 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from example_app import amazon_orders, create_app, init_db
-from example_app.models import CATALOG, db
-
-
-@pytest.fixture
-def shop(database_url, sandbox, seller):
-    app = create_app(
-        {
-            "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "AMAZON_ORDERS_ENDPOINT": sandbox.url,
-            "AMAZON_ORDERS_LWA_URL": sandbox.url + "/auth/o2/token",
-            "AMAZON_ORDERS_LWA_CLIENT_ID": "sandbox-client-id",
-            "AMAZON_ORDERS_LWA_CLIENT_SECRET": "sandbox-client-secret",
-        }
-    )
-    with app.app_context():
-        db.drop_all()
-        init_db()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
+from example_app import amazon_orders
+from example_app.models import CATALOG
 
 
 def test_shop_pages_show_products_and_imported_amazon_orders(shop, sandbox, seller):

@@ -1,0 +1,347 @@
+"""Import routing: Amazon orders becoming host orders, with the example shop as the host."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from example_app import amazon_orders
+from example_app.host import ShopAdapter
+from example_app.models import Product, ShopOrder
+from flask_amazon_orders import signals
+from flask_amazon_orders.jobs.sync import sync_store
+from flask_amazon_orders.models import AmazonOrder, OrderEvent, Store
+from flask_amazon_orders.services.importing import (
+    import_host_orders,
+    retry_host_order,
+    set_order_import,
+)
+
+SKU = "TEA-GREEN-100"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _order(sandbox, seller, *, status="UNSHIPPED", fulfilled_by="MERCHANT", sku=SKU, ago=60):
+    moment = _iso(_now() - dt.timedelta(seconds=ago))
+    return sandbox.control.create_order(
+        seller["seller_id"],
+        status=status,
+        fulfilled_by=fulfilled_by,
+        created_time=moment,
+        last_updated_time=moment,
+        items=[{"sku": sku, "quantity": 2, "unit_price": "8.90"}],
+    )["orderId"]
+
+
+def _connect(shop, seller, *, enabled: bool, hours_ago: float = 1.0):
+    with shop.app_context():
+        store = amazon_orders.add_store(
+            name="Teahouse Amazon.de",
+            seller_id=seller["seller_id"],
+            marketplace="DE",
+            refresh_token=seller["refresh_token"],
+            order_import_enabled=enabled,
+        )
+        store.connected_at = _now() - dt.timedelta(hours=hours_ago)
+        amazon_orders.session.commit()
+        return store.id
+
+
+def _shop_orders(shop) -> dict[str, ShopOrder]:
+    with shop.app_context():
+        orders = amazon_orders.session.scalars(sa.select(ShopOrder)).all()
+        return {o.amazon_order_id: (o.status, o.number, o.channel) for o in orders}
+
+
+def _sync(shop, store_id):
+    with shop.app_context():
+        run = sync_store(store_id)
+        assert run.status == "succeeded", run.error
+        return run
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["import-on", "import-off"])
+def test_routing_table_for_new_orders(shop, sandbox, seller, enabled):
+    """DESIGN.md §5, first row: which new orders become host orders, in what status."""
+    store_id = _connect(shop, seller, enabled=enabled)
+    mfn_unshipped = _order(sandbox, seller, status="UNSHIPPED")
+    mfn_pending = _order(sandbox, seller, status="PENDING")
+    mfn_partial = _order(sandbox, seller, status="PARTIALLY_SHIPPED")
+    mfn_shipped = _order(sandbox, seller, status="SHIPPED")
+    mfn_cancelled = _order(sandbox, seller, status="CANCELLED")
+    afn_pending = _order(sandbox, seller, status="PENDING", fulfilled_by="AMAZON")
+    afn_shipped = _order(sandbox, seller, status="SHIPPED", fulfilled_by="AMAZON")
+    before_connect = _order(sandbox, seller, status="UNSHIPPED", ago=3 * 3600)
+
+    _sync(shop, store_id)
+
+    shop_orders = _shop_orders(shop)
+    if not enabled:
+        assert shop_orders == {}
+        return
+    assert shop_orders[mfn_unshipped][0] == "Processing"
+    assert shop_orders[mfn_partial][0] == "Processing"
+    assert shop_orders[mfn_shipped][0] == "Complete"
+    assert shop_orders[afn_shipped][0] == "Complete"
+    for waiting in (mfn_pending, afn_pending, mfn_cancelled, before_connect):
+        assert waiting not in shop_orders
+    assert len(shop_orders) == 4
+    assert {channel for _status, _number, channel in shop_orders.values()} == {"amazon"}
+
+
+def test_pending_waits_then_imports_once_unshipped(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=True)
+    order_id = _order(sandbox, seller, status="PENDING")
+    _sync(shop, store_id)
+    assert _shop_orders(shop) == {}
+    sandbox.control.set_status(order_id, "UNSHIPPED")
+    _sync(shop, store_id)
+    assert _shop_orders(shop)[order_id][0] == "Processing"
+    with shop.app_context():
+        order = amazon_orders.session.scalar(
+            sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == order_id)
+        )
+        assert order.host_import_state == "created" and order.host_order_ref
+        kinds = amazon_orders.session.scalars(
+            sa.select(OrderEvent.kind).where(OrderEvent.order_id == order.id)
+        ).all()
+        assert "host_order_created" in kinds
+
+
+def test_fba_order_waits_for_shipped_and_is_created_complete(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=True)
+    order_id = _order(sandbox, seller, status="PENDING", fulfilled_by="AMAZON")
+    _sync(shop, store_id)
+    assert _shop_orders(shop) == {}
+    sandbox.control.set_status(order_id, "SHIPPED")
+    _sync(shop, store_id)
+    assert _shop_orders(shop)[order_id][0] == "Complete"
+
+
+@pytest.mark.parametrize("final", ["SHIPPED", "CANCELLED"])
+def test_amazon_shipped_or_cancelled_moves_the_host_order_to_complete(shop, sandbox, seller, final):
+    store_id = _connect(shop, seller, enabled=True)
+    order_id = _order(sandbox, seller, status="UNSHIPPED")
+    _sync(shop, store_id)
+    assert _shop_orders(shop)[order_id][0] == "Processing"
+    changes: list[tuple[str, str]] = []
+
+    def on_status(app, *, order, reference, status, **extra):
+        changes.append((order.amazon_order_id, status))
+
+    sandbox.control.set_status(order_id, final)
+    with signals.host_order_status_changed.connected_to(on_status):
+        _sync(shop, store_id)
+        _sync(shop, store_id)  # again: nothing more to do
+    assert _shop_orders(shop)[order_id][0] == "Complete"
+    assert changes == [(order_id, "Complete")]
+
+
+def test_order_number_source_amazon(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=True)
+    with shop.app_context():
+        store = amazon_orders.session.get(Store, store_id)
+        store.order_number_source = "amazon"
+        amazon_orders.session.commit()
+    order_id = _order(sandbox, seller)
+    _sync(shop, store_id)
+    assert _shop_orders(shop)[order_id][1] == order_id
+
+
+def test_money_comes_from_amazon_as_decimal(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=True)
+    order_id = _order(sandbox, seller)
+    _sync(shop, store_id)
+    amazon = sandbox.control.get_order(order_id)
+    with shop.app_context():
+        shop_order = amazon_orders.session.scalar(
+            sa.select(ShopOrder).where(ShopOrder.amazon_order_id == order_id)
+        )
+        assert str(shop_order.total) == amazon["proceeds"]["grandTotal"]["amount"]
+        assert shop_order.currency == amazon["proceeds"]["grandTotal"]["currencyCode"]
+        line = shop_order.lines[0]
+        assert (line.sku, line.quantity, str(line.price)) == (SKU, 2, "8.90")
+
+
+def test_blocked_order_shows_its_reason_and_imports_once_fixed(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=True)
+    good = _order(sandbox, seller)
+    bad = _order(sandbox, seller, sku="NOT-IN-THE-SHOP")
+    blocked: list[tuple[str, str]] = []
+
+    def on_blocked(app, *, order, reason, **extra):
+        blocked.append((order.amazon_order_id, reason))
+
+    with signals.host_order_blocked.connected_to(on_blocked):
+        _sync(shop, store_id)
+        _sync(shop, store_id)  # retried at the next sync, still blocked
+    assert set(_shop_orders(shop)) == {good}
+    title = sandbox.control.get_order(bad)["orderItems"][0]["product"]["title"]
+    assert blocked == [(bad, f"Unknown SKU 'NOT-IN-THE-SHOP' ({title}).")] * 2
+    with shop.app_context():
+        order = amazon_orders.session.scalar(
+            sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == bad)
+        )
+        assert order.host_import_state == "blocked"
+        assert "Unknown SKU 'NOT-IN-THE-SHOP'" in order.host_import_error
+        assert order.host_import_attempts == 2
+        events = amazon_orders.session.scalars(
+            sa.select(OrderEvent.kind).where(OrderEvent.order_id == order.id)
+        ).all()
+        assert events.count("host_order_blocked") == 1  # same reason: one timeline entry
+        # The admin fixes the cause (adds the product) and retries by hand.
+        amazon_orders.session.add(
+            Product(sku="NOT-IN-THE-SHOP", name="New product", price="4.00", stock=3)
+        )
+        amazon_orders.session.commit()
+        result = retry_host_order(order.id)
+        assert result.created == [order.id]
+    assert set(_shop_orders(shop)) == {good, bad}
+
+
+def test_host_exception_blocks_with_its_type(shop, sandbox, seller, monkeypatch):
+    store_id = _connect(shop, seller, enabled=True)
+    order_id = _order(sandbox, seller)
+
+    def explode(self, *args, **kwargs):
+        raise ValueError("warehouse offline")
+
+    monkeypatch.setattr(ShopAdapter, "create_order", explode)
+    _sync(shop, store_id)
+    with shop.app_context():
+        order = amazon_orders.session.scalar(
+            sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == order_id)
+        )
+        assert order.host_import_state == "blocked"
+        assert order.host_import_error == "The shop raised ValueError: warehouse offline"
+    assert _shop_orders(shop) == {}
+
+
+def test_rerun_and_crash_before_commit_end_with_exactly_one_host_order(
+    shop, sandbox, seller, monkeypatch
+):
+    store_id = _connect(shop, seller, enabled=True)
+    ids = [_order(sandbox, seller) for _ in range(5)]
+    real_create = ShopAdapter.create_order
+    calls = {"n": 0}
+
+    def crash_on_third(self, *args, **kwargs):
+        calls["n"] += 1
+        reference = real_create(self, *args, **kwargs)  # the host row is in the session
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the process dies before the commit
+        return reference
+
+    monkeypatch.setattr(ShopAdapter, "create_order", crash_on_third)
+    with shop.app_context(), pytest.raises(KeyboardInterrupt):
+        sync_store(store_id)
+    assert len(_shop_orders(shop)) == 2  # the third order's shop row was never committed
+    monkeypatch.setattr(ShopAdapter, "create_order", real_create)
+    _sync(shop, store_id)
+    _sync(shop, store_id)
+    with shop.app_context():
+        import_host_orders(store_id)
+    orders = _shop_orders(shop)
+    assert set(orders) == set(ids)
+    with shop.app_context():
+        count = amazon_orders.session.scalar(sa.select(sa.func.count()).select_from(ShopOrder))
+        assert count == 5
+
+
+def test_two_workers_importing_at_once_create_one_host_order_each(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=False)
+    ids = [_order(sandbox, seller) for _ in range(12)]
+    _sync(shop, store_id)  # stored, import off
+    with shop.app_context():
+        amazon_orders.session.get(Store, store_id).order_import_enabled = True
+        amazon_orders.session.commit()
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with shop.app_context():
+                barrier.wait()
+                import_host_orders(store_id)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert set(_shop_orders(shop)) == set(ids)
+    with shop.app_context():
+        count = amazon_orders.session.scalar(sa.select(sa.func.count()).select_from(ShopOrder))
+        assert count == 12
+
+
+def test_toggle_on_later_imports_since_connect_and_off_keeps_host_orders(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=False)
+    first = [_order(sandbox, seller) for _ in range(3)]
+    old = _order(sandbox, seller, ago=3 * 3600)  # placed before the store was connected
+    _sync(shop, store_id)
+    assert _shop_orders(shop) == {}
+    with shop.app_context():
+        result = set_order_import(store_id, True)
+        assert len(result.created) == 3
+    assert set(_shop_orders(shop)) == set(first)
+    assert old not in _shop_orders(shop)
+    with shop.app_context():
+        set_order_import(store_id, False)
+    later = _order(sandbox, seller)
+    _sync(shop, store_id)
+    orders = _shop_orders(shop)
+    assert set(orders) == set(first)  # nothing deleted, nothing new
+    assert later not in orders
+
+
+def test_import_enabled_without_a_host_adapter_says_so(shop, sandbox, seller, caplog):
+    store_id = _connect(shop, seller, enabled=True)
+    _order(sandbox, seller)
+    saved = amazon_orders.host
+    amazon_orders.host = None
+    try:
+        _sync(shop, store_id)
+        with shop.app_context():
+            result = import_host_orders(store_id)
+    finally:
+        amazon_orders.host = saved
+    assert "registered no host adapter" in result.problem
+    assert any("registered no host adapter" in r.getMessage() for r in caplog.records)
+    assert _shop_orders(shop) == {}
+
+
+def test_host_order_created_signal_once_after_commit(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=True)
+    ids = [_order(sandbox, seller) for _ in range(3)]
+    seen: list[dict[str, Any]] = []
+
+    def on_created(app, *, store, order, reference, status, **extra):
+        committed = amazon_orders.db.engine.connect()
+        try:
+            number = committed.scalar(
+                sa.select(ShopOrder.number).where(ShopOrder.id == int(reference))
+            )
+        finally:
+            committed.close()
+        seen.append({"order": order.amazon_order_id, "status": status, "visible": bool(number)})
+
+    with signals.host_order_created.connected_to(on_created):
+        _sync(shop, store_id)
+        _sync(shop, store_id)
+    assert sorted(s["order"] for s in seen) == sorted(ids)
+    assert all(s["status"] == "Processing" and s["visible"] for s in seen)
