@@ -20,6 +20,8 @@ from . import amazon_orders, create_app, init_db
 from .models import CATALOG
 
 DEMO_SELLER = "A2DEMOTEAHOUSE"
+#: A second seller account, in France, whose store keeps order import off.
+DEMO_SELLER_FR = "A2DEMOTEAHOUSEFR"
 #: The demo runs Amazon's published rate limits this many times faster, so that
 #: a sync every 30 s never waits for Amazon's one-call-per-three-minutes pace.
 TIME_SCALE = 6.0
@@ -59,11 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     seller = control.create_seller(
         seller_id=DEMO_SELLER, name="Teahouse", marketplace_id="A1PA6795UKMFR9"
     )
-    control.generate_orders(
-        DEMO_SELLER,
-        args.orders,
-        catalog=[{"sku": sku, "title": title, "price": price} for sku, title, price in CATALOG],
+    catalog = [{"sku": sku, "title": title, "price": price} for sku, title, price in CATALOG]
+    control.generate_orders(DEMO_SELLER, args.orders, catalog=catalog)
+    seller_fr = control.create_seller(
+        seller_id=DEMO_SELLER_FR, name="Teahouse FR", marketplace_id="A13V1IB3VIYZZH"
     )
+    control.generate_orders(DEMO_SELLER_FR, max(args.orders // 3, 1), catalog=catalog, seed=8)
 
     app = create_app(
         {
@@ -82,12 +85,25 @@ def main(argv: list[str] | None = None) -> None:
 
         db.drop_all()
         init_db()
-        amazon_orders.add_store(
+        # Import on: Amazon orders become shop orders, managed in the shop's workflow.
+        store = amazon_orders.add_store(
             name="Teahouse Amazon.de",
             seller_id=DEMO_SELLER,
             marketplace="DE",
             refresh_token=seller["refresh_token"],
+            order_import_enabled=True,
         )
+        # Only orders placed after connecting become shop orders: the demo store
+        # was "connected" a day ago, so its recent orders are imported.
+        store.connected_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+        # Import off: orders are shown only and managed in Seller Central.
+        amazon_orders.add_store(
+            name="Teahouse Amazon.fr",
+            seller_id=DEMO_SELLER_FR,
+            marketplace="FR",
+            refresh_token=seller_fr["refresh_token"],
+        )
+        db.session.commit()
     worker = amazon_orders._state(app).worker
     assert worker is not None
     worker.start()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, render_template
 
 from flask_amazon_orders.client.records import STATUS_LABELS
 from flask_amazon_orders.models import AmazonOrder, Store, SyncRun
@@ -23,6 +23,20 @@ def index() -> str:
 def orders() -> str:
     shop_orders = db.session.scalars(sa.select(ShopOrder).order_by(ShopOrder.id.desc())).all()
     return render_template("shop/orders.html", orders=shop_orders)
+
+
+@shop.route("/orders/<int:order_id>")
+def order_detail(order_id: int) -> str:
+    order = db.session.get(ShopOrder, order_id)
+    if order is None:
+        abort(404)
+    products = {
+        p.sku: p
+        for p in db.session.scalars(
+            sa.select(Product).where(Product.sku.in_([line.sku for line in order.lines]))
+        )
+    }
+    return render_template("shop/order_detail.html", order=order, products=products)
 
 
 @shop.route("/amazon")
@@ -47,5 +61,19 @@ def amazon() -> str:
         last_run = db.session.scalar(
             sa.select(SyncRun).where(SyncRun.store_id == store.id).order_by(SyncRun.id.desc())
         )
-        overview.append({"store": store, "counts": counts, "recent": recent, "last_run": last_run})
+        refs = [int(o.host_order_ref) for o in recent if o.host_order_ref]
+        numbers = dict(
+            db.session.execute(
+                sa.select(ShopOrder.id, ShopOrder.number).where(ShopOrder.id.in_(refs))
+            ).all()
+        )
+        overview.append(
+            {
+                "store": store,
+                "counts": counts,
+                "recent": recent,
+                "last_run": last_run,
+                "numbers": numbers,
+            }
+        )
     return render_template("shop/amazon.html", overview=overview)

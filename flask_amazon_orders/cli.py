@@ -98,6 +98,55 @@ def store_list() -> None:
             click.echo(f"      error: {store.last_sync_error}")
 
 
+@store_cli.command("settings")
+@click.argument("store_ref", metavar="STORE")
+@click.option(
+    "--import/--no-import",
+    "order_import",
+    default=None,
+    help="The order import toggle. Switching it on creates shop orders for the eligible "
+    "orders placed since the store was connected; switching it off deletes none.",
+)
+@click.option("--initial-status", help="The shop status a new imported order starts in.")
+@click.option(
+    "--number-source",
+    type=click.Choice(["host", "amazon"]),
+    help="Number imported orders with the shop's own numbers or the Amazon order id.",
+)
+@with_appcontext
+def store_settings(
+    store_ref: str,
+    order_import: bool | None,
+    initial_status: str | None,
+    number_source: str | None,
+) -> None:
+    """Show or change a store's order settings (STORE: id or name)."""
+    from .services.importing import set_order_import
+    from .services.stores import find_store, update_order_settings
+
+    try:
+        store = find_store(store_ref)
+        if initial_status is not None or number_source is not None:
+            update_order_settings(store, initial_status=initial_status, number_source=number_source)
+        if order_import is not None:
+            result = set_order_import(store, order_import, actor="cli")
+            if result.problem:
+                click.echo(f"Warning: {result.problem}", err=True)
+            elif order_import:
+                click.echo(
+                    f"Order import on: {len(result.created)} shop orders created, "
+                    f"{len(result.blocked)} blocked."
+                )
+    except (LookupError, AmazonOrdersError) as exc:
+        raise _fail(exc) from None
+    store = find_store(store.id)
+    click.echo(
+        f"{store.name}: order import {'on' if store.order_import_enabled else 'off'}, "
+        f"new shop orders start as {store.import_initial_status!r}, "
+        f"numbers from {store.order_number_source}."
+    )
+
+
 @amazon_orders_cli.command("sync")
 @click.option(
     "--store",

@@ -86,3 +86,31 @@ def test_worker_once_and_generate_key(app, store, seller, sandbox, db):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AmazonOrder)) == 7
     key = runner.invoke(args=["amazon-orders", "generate-key"]).output.strip()
     assert len(key) == 44
+
+
+def test_store_settings_show_change_and_refuse_bad_values(app, store):
+    runner = app.test_cli_runner()
+    shown = runner.invoke(args=["amazon-orders", "store", "settings", "Amazon DE"])
+    assert shown.exit_code == 0
+    assert "order import off" in shown.output and "'Processing'" in shown.output
+    changed = runner.invoke(
+        args=[
+            "amazon-orders",
+            "store",
+            "settings",
+            str(store.id),
+            "--initial-status",
+            "New",
+            "--number-source",
+            "amazon",
+        ]
+    )
+    assert changed.exit_code == 0, changed.output
+    assert "start as 'New'" in changed.output and "numbers from amazon" in changed.output
+    bad = runner.invoke(args=["amazon-orders", "store", "settings", "1", "--initial-status", " "])
+    assert bad.exit_code == 1 and "1 to 40 characters" in bad.output
+    on = runner.invoke(args=["amazon-orders", "store", "settings", "Amazon DE", "--import"])
+    # This test app registered no host adapter: say so loudly, keep the toggle on.
+    assert on.exit_code == 0
+    assert "registered no host adapter" in on.output
+    assert "order import on" in on.output

@@ -38,3 +38,35 @@ def test_shop_pages_show_products_and_imported_amazon_orders(shop, sandbox, sell
     skus = {item["product"]["sellerSku"] for item in newest["orderItems"]}
     assert skus <= {sku for sku, _title, _price in CATALOG}
     assert client.get("/orders").status_code == 200
+
+
+def test_imported_shop_order_pages_link_both_ways(shop, sandbox, seller):
+    import re
+
+    catalog = [{"sku": sku, "title": title, "price": price} for sku, title, price in CATALOG]
+    sandbox.control.generate_orders(
+        seller["seller_id"], 8, seed=42, catalog=catalog, statuses={"UNSHIPPED": 1}, afn_share=0
+    )
+    with shop.app_context():
+        store = amazon_orders.add_store(
+            name="Teahouse Amazon.de",
+            seller_id=seller["seller_id"],
+            marketplace="DE",
+            refresh_token=seller["refresh_token"],
+            order_import_enabled=True,
+        )
+        store.connected_at = store.connected_at.replace(year=store.connected_at.year - 1)
+        amazon_orders.session.commit()
+        assert amazon_orders.sync(store).status == "succeeded"
+    client = shop.test_client()
+    listing = client.get("/orders").data.decode()
+    numbers = re.findall(r'href="/orders/(\d+)">(T\d+)</a>', listing)
+    assert len(numbers) == 8
+    detail = client.get(f"/orders/{numbers[0][0]}").data.decode()
+    amazon_id = re.search(r"#order-([\d-]+)", detail).group(1)
+    assert "Processing" in detail
+    amazon_page = client.get("/amazon").data.decode()
+    assert f'id="order-{amazon_id}"' in amazon_page
+    assert f">{numbers[0][1]}</a>" in amazon_page
+    assert "Order import is <strong>on</strong>" in amazon_page
+    assert client.get("/orders/99999").status_code == 404

@@ -101,3 +101,43 @@ def find_store(ref: str | int) -> Store:
     if store is None:
         raise LookupError(f"No store {ref!r}; 'flask amazon-orders store list' shows them.")
     return store
+
+
+NUMBER_SOURCES = ("host", "amazon")
+
+
+def update_order_settings(
+    store: Store | int,
+    *,
+    initial_status: str | None = None,
+    number_source: str | None = None,
+) -> Store:
+    """Change how a store's Amazon orders become host orders.
+
+    :param initial_status: the host status a new imported order starts in.
+    :param number_source: ``host`` (the shop numbers its orders) or ``amazon``
+        (the Amazon order id is the order number).
+    :raises ConfigurationError: a value is invalid; nothing is changed.
+
+    The order import toggle itself is
+    :func:`flask_amazon_orders.services.importing.set_order_import`.
+    """
+    session = get_extension().session
+    loaded = session.get(Store, store if isinstance(store, int) else store.id)
+    if loaded is None:
+        raise LookupError("No such store.")
+    if initial_status is not None:
+        initial_status = initial_status.strip()
+        if not initial_status or len(initial_status) > 40:
+            raise ConfigurationError("The initial status must be 1 to 40 characters.")
+    if number_source is not None and number_source not in NUMBER_SOURCES:
+        raise ConfigurationError(
+            f"The order number source must be one of {', '.join(NUMBER_SOURCES)}, "
+            f"not {number_source!r}."
+        )
+    if initial_status is not None:
+        loaded.import_initial_status = initial_status
+    if number_source is not None:
+        loaded.order_number_source = number_source
+    session.commit()
+    return loaded
