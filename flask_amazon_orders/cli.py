@@ -169,6 +169,11 @@ def sync_command(store_refs: tuple[str, ...]) -> None:
     if not stores:
         click.echo("No active stores to sync.")
         return
+    from .services.importing import host_problem
+
+    problem = host_problem()
+    if problem:
+        click.echo(f"Warning: {problem}", err=True)
 
     def show(page: PageProgress) -> None:
         click.echo(

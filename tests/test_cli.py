@@ -114,3 +114,14 @@ def test_store_settings_show_change_and_refuse_bad_values(app, store):
     assert on.exit_code == 0
     assert "registered no host adapter" in on.output
     assert "order import on" in on.output
+
+
+def test_sync_warns_when_import_is_on_but_no_host_adapter_is_registered(app, store, sandbox):
+    from flask_amazon_orders.services.importing import set_order_import
+
+    set_order_import(store, True)
+    result = app.test_cli_runner().invoke(args=["amazon-orders", "sync"])
+    assert result.exit_code == 0
+    assert "Warning: Order import is enabled, but the shop registered no host adapter" in (
+        result.output
+    )

@@ -90,6 +90,12 @@ class EmbeddedWorker:
         self.rounds += 1
 
     def _loop(self) -> None:
+        from ..services.importing import host_problem
+
+        with self._app.app_context():
+            problem = host_problem()
+        if problem:
+            log.warning("%s", problem)
         while not self._stop.is_set():
             try:
                 self.run_once()

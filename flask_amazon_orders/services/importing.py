@@ -131,6 +131,25 @@ def _block(session: Any, order_id: int, reason: str, actor: str) -> None:
         )
 
 
+NO_HOST = (
+    "Order import is enabled, but the shop registered no host adapter "
+    "(AmazonOrders(..., host=...)): no shop orders can be created."
+)
+
+
+def host_problem() -> str | None:
+    """Why order import cannot work right now, or ``None``: a store has import
+    enabled but the host registered no adapter. The worker logs it when it
+    starts, the CLI prints it, the admin pages show it."""
+    ext = get_extension()
+    if ext.host is not None:
+        return None
+    enabled = ext.session.scalar(
+        sa.select(sa.func.count()).select_from(Store).where(Store.order_import_enabled.is_(True))
+    )
+    return NO_HOST if enabled else None
+
+
 def import_host_orders(
     store: Store | int, *, actor: str = "sync", batch: int = 500
 ) -> ImportResult:
@@ -152,10 +171,7 @@ def import_host_orders(
         return result
     adapter = ext.host
     if adapter is None:
-        result.problem = (
-            "Order import is enabled, but the shop registered no host adapter "
-            "(AmazonOrders(..., host=...)): no shop orders can be created."
-        )
+        result.problem = NO_HOST
         log.warning("%s: %s", store.name, result.problem)
         return result
 
