@@ -102,6 +102,19 @@ def _base_order() -> dict:
         (lambda o: o["proceeds"]["grandTotal"].update(amount="12,50"), "not a decimal"),
         (lambda o: o["proceeds"]["grandTotal"].update(amount="NaN"), "not a finite"),
         (lambda o: o["orderItems"].append(copy.deepcopy(o["orderItems"][0])), "duplicate"),
+        (lambda o: o["orderItems"][0]["proceeds"].update(breakdowns="x"), "is not a list"),
+        (lambda o: o["orderItems"][0]["proceeds"]["breakdowns"][0].pop("type"), "missing 'type'"),
+        (
+            lambda o: o["orderItems"][0]["proceeds"]["breakdowns"][0].update(subtotal=[]),
+            "missing 'subtotal'",
+        ),
+        (lambda o: o["orderItems"][0]["product"].update(price="9.99"), "'price' is not an object"),
+        (lambda o: o["orderItems"][0]["product"].update(sellerSku=7), "'sellerSku' is not a str"),
+        (lambda o: o["orderItems"][0].update(cancellation=[]), "'cancellation' is not an object"),
+        (
+            lambda o: o["orderItems"][0]["proceeds"]["proceedsTotal"].update(currencyCode="USD"),
+            "mixed currencies",
+        ),
     ],
 )
 def test_malformed_orders_raise_a_clear_error(mutate, message):

@@ -199,40 +199,72 @@ def _breakdowns(
 ) -> dict[str, Decimal]:
     """Sum the item proceeds breakdowns by type; TAX also split into item and shipping."""
     sums: dict[str, Decimal] = {}
-    entries = proceeds.get("breakdowns") or []
-    if not isinstance(entries, list):
+    entries = proceeds.get("breakdowns")
+    if not entries:
+        return sums
+    if type(entries) is not list:
         raise reader.fail("proceeds 'breakdowns' is not a list")
+    amount = reader.amount
     for entry in entries:
-        if not isinstance(entry, dict):
+        if type(entry) is not dict:
             raise reader.fail("a proceeds breakdown is not an object")
-        kind = reader.text(entry, "type", required=True) or ""
-        subtotal = reader.obj(entry, "subtotal", required=True)
-        sums[kind] = sums.get(kind, Decimal(0)) + reader.amount(subtotal, currency)
+        kind = entry.get("type")
+        if type(kind) is not str or not kind:
+            raise reader.fail("missing 'type'")
+        subtotal = entry.get("subtotal")
+        if type(subtotal) is not dict:
+            raise reader.fail("missing 'subtotal'")
+        value = amount(subtotal, currency)
+        sums[kind] = sums[kind] + value if kind in sums else value
         if kind == "TAX":
-            for detail in entry.get("detailedBreakdowns") or []:
-                subtype = detail.get("subtype") if isinstance(detail, dict) else None
-                value = detail.get("value") if isinstance(detail, dict) else None
-                if subtype and isinstance(value, dict):
-                    key = f"TAX:{subtype}"
-                    sums[key] = sums.get(key, Decimal(0)) + reader.amount(value, currency)
+            for detail in entry.get("detailedBreakdowns") or ():
+                if type(detail) is not dict:
+                    continue
+                subtype = detail.get("subtype")
+                part = detail.get("value")
+                if subtype and type(part) is dict:
+                    key = "TAX:" + subtype
+                    value = amount(part, currency)
+                    sums[key] = sums[key] + value if key in sums else value
     return sums
 
 
+def _sub(reader: _Reader, parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """An optional sub-object: ``{}`` when absent, an error when not an object."""
+    value = parent.get(key)
+    if value is None:
+        return _EMPTY
+    if type(value) is not dict:
+        raise reader.fail(f"{key!r} is not an object")
+    return value
+
+
+def _opt_text(reader: _Reader, parent: Mapping[str, Any], key: str) -> str | None:
+    value = parent.get(key)
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise reader.fail(f"{key!r} is not a string")
+    return value
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
 def _item(reader: _Reader, raw: Any, status: str, currency: list[str]) -> ItemRecord:
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         raise reader.fail("an order item is not an object")
     item_id = reader.text(raw, "orderItemId", required=True) or ""
     ordered = reader.integer(raw, "quantityOrdered", required=True) or 0
     product = reader.obj(raw, "product", required=True)
-    price = reader.obj(product, "price")
-    condition = reader.obj(product, "condition")
-    fulfillment = reader.obj(raw, "fulfillment")
-    shipped = reader.integer(fulfillment, "quantityFulfilled")
+    price = _sub(reader, product, "price")
+    fulfillment = _sub(reader, raw, "fulfillment")
+    shipped = reader.integer(fulfillment, "quantityFulfilled") if fulfillment else None
     if shipped is None:
         shipped = ordered if status == "Shipped" else 0
-    proceeds = reader.obj(raw, "proceeds")
-    sums = _breakdowns(reader, proceeds, currency)
-    unit_price = reader.money(price, "unitPrice", currency)
+    proceeds = _sub(reader, raw, "proceeds")
+    sums = _breakdowns(reader, proceeds, currency) if proceeds else {}
+    unit_price = reader.money(price, "unitPrice", currency) if price else None
     item_price = sums.get("ITEM")
     if item_price is None and unit_price is not None:
         item_price = unit_price * ordered
@@ -240,18 +272,22 @@ def _item(reader: _Reader, raw: Any, status: str, currency: list[str]) -> ItemRe
     shipping_tax = sums.get("TAX:SHIPPING")
     if item_tax is None and shipping_tax is None and "TAX" in sums:
         item_tax = sums["TAX"]
-    total = reader.money(proceeds, "proceedsTotal", currency)
+    total = reader.money(proceeds, "proceedsTotal", currency) if proceeds else None
     if total is None and sums:
         total = sum((v for k, v in sums.items() if ":" not in k), Decimal(0))
-    cancellation = reader.obj(raw, "cancellation")
-    request = reader.obj(cancellation, "cancellationRequest")
-    execution = reader.obj(cancellation, "cancellationExecution")
+    cancellation = _sub(reader, raw, "cancellation")
+    if cancellation:
+        request = _sub(reader, cancellation, "cancellationRequest")
+        execution = _sub(reader, cancellation, "cancellationExecution")
+    else:
+        request = execution = _EMPTY
+    condition = _sub(reader, product, "condition")
     return ItemRecord(
         order_item_id=item_id,
-        asin=reader.text(product, "asin"),
-        seller_sku=reader.text(product, "sellerSku"),
-        title=reader.text(product, "title"),
-        condition=reader.text(condition, "conditionType"),
+        asin=_opt_text(reader, product, "asin"),
+        seller_sku=_opt_text(reader, product, "sellerSku"),
+        title=_opt_text(reader, product, "title"),
+        condition=_opt_text(reader, condition, "conditionType") if condition else None,
         quantity_ordered=ordered,
         quantity_shipped=min(shipped, ordered),
         unit_price=unit_price,
@@ -262,8 +298,8 @@ def _item(reader: _Reader, raw: Any, status: str, currency: list[str]) -> ItemRe
         discount=sums.get("DISCOUNT"),
         total=total,
         buyer_cancel_requested=request.get("requester") == "BUYER",
-        buyer_cancel_reason=reader.text(request, "cancelReason"),
-        cancelled_by=reader.text(execution, "cancelledBy"),
+        buyer_cancel_reason=_opt_text(reader, request, "cancelReason") if request else None,
+        cancelled_by=_opt_text(reader, execution, "cancelledBy") if execution else None,
     )
 
 
