@@ -7,6 +7,7 @@ from flask import Blueprint, abort, render_template
 
 from flask_amazon_orders.client.records import STATUS_LABELS
 from flask_amazon_orders.models import AmazonOrder, Store, SyncRun
+from flask_amazon_orders.services.importing import host_problem
 
 from .models import Product, ShopOrder, db
 
@@ -76,4 +77,4 @@ def amazon() -> str:
                 "numbers": numbers,
             }
         )
-    return render_template("shop/amazon.html", overview=overview)
+    return render_template("shop/amazon.html", overview=overview, host_problem=host_problem())

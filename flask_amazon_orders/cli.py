@@ -200,6 +200,44 @@ def sync_command(store_refs: tuple[str, ...]) -> None:
         raise click.ClickException(f"Sync failed for: {', '.join(failed)}.")
 
 
+@amazon_orders_cli.command("import")
+@click.option(
+    "--store",
+    "store_refs",
+    multiple=True,
+    help="Store id or name (repeatable). Default: every store with order import on.",
+)
+@with_appcontext
+def import_command(store_refs: tuple[str, ...]) -> None:
+    """Create shop orders for eligible Amazon orders now, retrying blocked ones."""
+    from .services.importing import host_problem, import_host_orders
+    from .services.stores import find_store, list_stores
+
+    try:
+        stores = (
+            [find_store(ref) for ref in store_refs]
+            if store_refs
+            else [s for s in list_stores() if s.order_import_enabled]
+        )
+    except LookupError as exc:
+        raise _fail(exc) from None
+    problem = host_problem()
+    if problem:
+        raise click.ClickException(problem)
+    if not stores:
+        click.echo("No store has order import on.")
+        return
+    for store in stores:
+        if not store.order_import_enabled:
+            click.echo(f"{store.name}: order import is off; nothing to do.")
+            continue
+        result = import_host_orders(store.id, actor="cli")
+        click.echo(
+            f"{store.name}: {len(result.created)} shop orders created, "
+            f"{len(result.blocked)} blocked, {len(result.completed)} completed."
+        )
+
+
 @amazon_orders_cli.command("worker")
 @click.option("--interval", type=float, help="Seconds between rounds (default: config).")
 @click.option("--once", is_flag=True, help="Run one round and exit (for cron).")

@@ -345,3 +345,34 @@ def test_host_order_created_signal_once_after_commit(shop, sandbox, seller):
         _sync(shop, store_id)
     assert sorted(s["order"] for s in seen) == sorted(ids)
     assert all(s["status"] == "Processing" and s["visible"] for s in seen)
+
+
+def test_cli_import_retries_blocked_orders_once_the_cause_is_fixed(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=True)
+    bad = _order(sandbox, seller, sku="TEA-OOLONG-50")
+    _sync(shop, store_id)
+    assert _shop_orders(shop) == {}
+    runner = shop.test_cli_runner()
+    blocked = runner.invoke(args=["amazon-orders", "import"])
+    assert blocked.exit_code == 0
+    assert "0 shop orders created, 1 blocked" in blocked.output
+    with shop.app_context():
+        amazon_orders.session.add(Product(sku="TEA-OOLONG-50", name="Oolong", price="6.50"))
+        amazon_orders.session.commit()
+    fixed = runner.invoke(args=["amazon-orders", "import", "--store", "Teahouse Amazon.de"])
+    assert "1 shop orders created, 0 blocked" in fixed.output
+    assert set(_shop_orders(shop)) == {bad}
+
+
+def test_missing_host_adapter_is_a_banner_on_the_shop_amazon_page(shop, sandbox, seller):
+    _connect(shop, seller, enabled=True)
+    saved = amazon_orders.host
+    amazon_orders.host = None
+    try:
+        page = shop.test_client().get("/amazon").data.decode()
+        cli = shop.test_cli_runner().invoke(args=["amazon-orders", "import"])
+    finally:
+        amazon_orders.host = saved
+    assert 'role="alert">Order import is enabled, but the shop registered no host adapter' in page
+    assert cli.exit_code == 1 and "registered no host adapter" in cli.output
+    assert 'role="alert"' not in shop.test_client().get("/amazon").data.decode()
