@@ -36,18 +36,14 @@ LONG_AGO = "2000-01-01T00:00:00Z"
 XML = "text/xml; charset=UTF-8"
 DE = "A1PA6795UKMFR9"
 
+# The includedData enum straight from Amazon's model, not from the sandbox's code.
 INCLUDED = [
-    "BUYER",
-    "RECIPIENT",
-    "PROCEEDS",
-    "EXPENSE",
-    "PROMOTION",
-    "CANCELLATION",
-    "FULFILLMENT",
-    "PACKAGES",
-    "TAX",
-    "PAYMENT",
-    "FULFILLMENT_ORDERS",
+    value
+    for parameter in json.loads((MODELS_DIR / ORDERS_MODEL).read_text(encoding="utf-8"))["paths"][
+        ORDERS
+    ]["get"]["parameters"]
+    if parameter["name"] == "includedData"
+    for value in parameter["items"]["enum"]
 ]
 INCLUDED_COMBINATIONS = [
     [],

@@ -54,6 +54,7 @@ from ..models import (
     metadata,
     utcnow,
 )
+from ..services.stores import get_store
 
 log = logging.getLogger("flask_amazon_orders.sync")
 
@@ -454,11 +455,8 @@ def sync_store(
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     session = ext.session
     settings = ext.settings
-    store_id = store if isinstance(store, int) else store.id
-    loaded = session.get(Store, store_id)
-    if loaded is None:
-        raise LookupError(f"No store with id {store_id}.")
-    store = loaded
+    store = loaded = get_store(store)
+    store_id = store.id
     owner = uuid.uuid4().hex
     if not _acquire_lease(session, store_id, owner):
         run = SyncRun(

@@ -32,6 +32,7 @@ from .. import signals
 from ..extension import get_extension
 from ..host import COMPLETE, HostAdapter, HostOrderError
 from ..models import AmazonOrder, OrderEvent, Store, utcnow
+from .stores import get_store
 
 log = logging.getLogger("flask_amazon_orders.importing")
 
@@ -161,11 +162,8 @@ def import_host_orders(
     ext = get_extension()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     session = ext.session
-    store_id = store if isinstance(store, int) else store.id
-    loaded = session.get(Store, store_id)
-    if loaded is None:
-        raise LookupError(f"No store with id {store_id}.")
-    store = loaded
+    store = get_store(store)
+    store_id = store.id
     result = ImportResult()
     if not store.order_import_enabled:
         return result
@@ -277,10 +275,8 @@ def set_order_import(store: Store | int, enabled: bool, *, actor: str = "admin")
     """
     ext = get_extension()
     session = ext.session
-    store_id = store if isinstance(store, int) else store.id
-    loaded = session.get(Store, store_id)
-    if loaded is None:
-        raise LookupError(f"No store with id {store_id}.")
+    loaded = get_store(store)
+    store_id = loaded.id
     loaded.order_import_enabled = enabled
     session.commit()
     log.info("%s: order import %s by %s", loaded.name, "enabled" if enabled else "disabled", actor)

@@ -90,6 +90,16 @@ def list_stores(*, active_only: bool = False) -> list[Store]:
     return list(get_extension().session.scalars(query))
 
 
+def get_store(store: Store | int) -> Store:
+    """The store (freshly loaded in the session) for a store or its id; :class:`LookupError`
+    if there is none."""
+    store_id = store if isinstance(store, int) else store.id
+    loaded = get_extension().session.get(Store, store_id)
+    if loaded is None:
+        raise LookupError(f"No store with id {store_id}.")
+    return loaded
+
+
 def find_store(ref: str | int) -> Store:
     """A store by id or by exact name; :class:`LookupError` if there is none."""
     session = get_extension().session
@@ -123,9 +133,7 @@ def update_order_settings(
     :func:`flask_amazon_orders.services.importing.set_order_import`.
     """
     session = get_extension().session
-    loaded = session.get(Store, store if isinstance(store, int) else store.id)
-    if loaded is None:
-        raise LookupError("No such store.")
+    loaded = get_store(store)
     if initial_status is not None:
         initial_status = initial_status.strip()
         if not initial_status or len(initial_status) > 40:
