@@ -6,8 +6,9 @@ a stored value detectable. Keys come from ``AMAZON_ORDERS_ENCRYPTION_KEYS``: the
 first key encrypts, every key decrypts, so a new key can be put first while
 values written under an old one stay readable (:meth:`Encryptor.rotate`
 re-encrypts a value under the current key). A key may be 32 random bytes in
-URL-safe base64 (``flask amazon-orders generate-key``) or any passphrase, which
-is stretched with HKDF-SHA256. Without configured keys, one key is derived from
+URL-safe base64 (``flask amazon-orders generate-key``) or any passphrase, from
+which a key is derived with HKDF-SHA256 (which does not slow down guessing: use
+generated keys, or long random passphrases). Without configured keys, one key is derived from
 the app's ``SECRET_KEY``; changing ``SECRET_KEY`` then makes stored values
 unreadable, which is why production set-ups should configure their own keys.
 
