@@ -234,7 +234,8 @@ def import_command(store_refs: tuple[str, ...]) -> None:
         result = import_host_orders(store.id, actor="cli")
         click.echo(
             f"{store.name}: {len(result.created)} shop orders created, "
-            f"{len(result.blocked)} blocked, {len(result.completed)} completed."
+            f"{len(result.blocked)} blocked, {len(result.completed)} completed"
+            + (f", {len(result.failed)} could not be completed." if result.failed else ".")
         )
 
 

@@ -376,3 +376,177 @@ def test_missing_host_adapter_is_a_banner_on_the_shop_amazon_page(shop, sandbox,
     assert 'role="alert">Order import is enabled, but the shop registered no host adapter' in page
     assert cli.exit_code == 1 and "registered no host adapter" in cli.output
     assert 'role="alert"' not in shop.test_client().get("/amazon").data.decode()
+
+
+class BareAdapter(ShopAdapter):
+    """A host with nothing to catch duplicates: no unique key, no find_order."""
+
+    status_calls: list[str] = []
+
+    def create_order(self, amazon_order, *, store, status, number):
+        from example_app.models import db as shop_db
+
+        order = ShopOrder(
+            number=f"B-{amazon_order.id}-{threading.get_ident()}-{len(self.status_calls)}",
+            status=status,
+            customer=amazon_order.amazon_order_id,  # no unique key on this column
+            channel="amazon",
+            currency="EUR",
+            total=amazon_order.order_total,
+        )
+        shop_db.session.add(order)
+        shop_db.session.flush()
+        return str(order.id)
+
+    def find_order(self, amazon_order):
+        return None
+
+    def set_status(self, reference, status, *, amazon_order):
+        self.status_calls.append(reference)
+        super().set_status(reference, status, amazon_order=amazon_order)
+
+
+def _bare_counts(shop) -> dict[str, int]:
+    with shop.app_context():
+        rows = amazon_orders.session.execute(
+            sa.select(ShopOrder.customer, sa.func.count()).group_by(ShopOrder.customer)
+        ).all()
+        return dict(rows)
+
+
+def _in_threads(shop, target, n=2) -> None:
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with shop.app_context():
+                barrier.wait()
+                target()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+
+
+def test_claim_alone_keeps_parallel_imports_to_one_host_order_each(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=False)
+    ids = [_order(sandbox, seller) for _ in range(10)]
+    _sync(shop, store_id)
+    saved = amazon_orders.host
+    amazon_orders.host = BareAdapter()
+    try:
+        with shop.app_context():
+            amazon_orders.session.get(Store, store_id).order_import_enabled = True
+            amazon_orders.session.commit()
+        _in_threads(shop, lambda: import_host_orders(store_id), n=3)
+    finally:
+        amazon_orders.host = saved
+    assert _bare_counts(shop) == {order_id: 1 for order_id in ids}
+    with shop.app_context():
+        states = amazon_orders.session.execute(
+            sa.select(AmazonOrder.host_import_state, AmazonOrder.host_import_attempts)
+        ).all()
+        assert set(states) == {("created", 1)}
+
+
+def test_parallel_completion_tells_the_host_once(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=True)
+    ids = [_order(sandbox, seller) for _ in range(6)]
+    saved = amazon_orders.host
+    amazon_orders.host = adapter = BareAdapter()
+    adapter.status_calls = []
+    try:
+        _sync(shop, store_id)
+        for order_id in ids:
+            sandbox.control.set_status(order_id, "SHIPPED")
+        with shop.app_context():
+            sync_store(store_id)  # stores the new status; completes too
+        with shop.app_context():
+            # Undo the completion so that two workers race for it.
+            amazon_orders.session.execute(sa.update(AmazonOrder).values(host_status="Processing"))
+            amazon_orders.session.commit()
+        adapter.status_calls = []
+        _in_threads(shop, lambda: import_host_orders(store_id), n=2)
+    finally:
+        amazon_orders.host = saved
+    assert sorted(adapter.status_calls) == sorted(set(adapter.status_calls))
+    assert len(adapter.status_calls) == 6
+
+
+def test_raising_host_signal_receivers_do_not_stop_the_import(shop, sandbox, seller, caplog):
+    store_id = _connect(shop, seller, enabled=True)
+    bad = _order(sandbox, seller, sku="NOT-IN-THE-SHOP")
+    good = [_order(sandbox, seller) for _ in range(3)]
+
+    def explode(sender, **kwargs):
+        raise RuntimeError("receiver bug")
+
+    with (
+        signals.host_order_blocked.connected_to(explode),
+        signals.host_order_created.connected_to(explode),
+    ):
+        run = _sync(shop, store_id)
+    assert run.status == "succeeded"
+    assert set(_shop_orders(shop)) == set(good)
+    assert bad not in _shop_orders(shop)
+    assert sum("receiver of the" in r.getMessage() for r in caplog.records) == 4
+
+
+def test_an_adapter_that_commits_is_refused_and_creates_nothing(shop, sandbox, seller, monkeypatch):
+    store_id = _connect(shop, seller, enabled=True)
+    order_id = _order(sandbox, seller)
+    real_create = ShopAdapter.create_order
+
+    def committing(self, *args, **kwargs):
+        reference = real_create(self, *args, **kwargs)
+        amazon_orders.session.commit()
+        return reference
+
+    monkeypatch.setattr(ShopAdapter, "create_order", committing)
+    _sync(shop, store_id)
+    assert _shop_orders(shop) == {}
+    with shop.app_context():
+        order = amazon_orders.session.scalar(
+            sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == order_id)
+        )
+        assert order.host_import_state == "blocked"
+        assert "must leave the commit" in order.host_import_error
+
+
+def test_toggle_switched_off_before_the_claim_stops_the_import(shop, sandbox, seller, monkeypatch):
+    with shop.app_context():
+        if amazon_orders.db.engine.dialect.name == "sqlite":
+            pytest.skip("SQLite allows one writer at a time; the switch cannot interleave")
+    store_id = _connect(shop, seller, enabled=True)
+    ids = [_order(sandbox, seller) for _ in range(3)]
+    real_create = ShopAdapter.create_order
+    calls = {"n": 0}
+
+    def switch_off_after_first(self, *args, **kwargs):
+        calls["n"] += 1
+        reference = real_create(self, *args, **kwargs)
+        if calls["n"] == 1:
+            # Another admin switches import off while the first order is created.
+            other = amazon_orders.db.engine.connect()
+            try:
+                if other.dialect.name != "sqlite":
+                    other.execute(
+                        sa.update(Store)
+                        .where(Store.id == store_id)
+                        .values(order_import_enabled=False)
+                    )
+                    other.commit()
+            finally:
+                other.close()
+        return reference
+
+    monkeypatch.setattr(ShopAdapter, "create_order", switch_off_after_first)
+    _sync(shop, store_id)
+    created = _shop_orders(shop)
+    assert len(created) == 1 and set(created) <= set(ids)

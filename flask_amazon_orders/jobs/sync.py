@@ -605,7 +605,11 @@ def sync_store(
     if session.get(Store, store_id).order_import_enabled:  # type: ignore[union-attr]
         from ..services.importing import import_host_orders
 
-        import_host_orders(store_id, actor="sync")
+        try:
+            import_host_orders(store_id, actor="sync")
+        except Exception:  # the orders are stored; the import is retried next time
+            session.rollback()
+            log.exception("%s: creating shop orders failed", store.name)
     log.info(
         "%s: sync done, %d orders seen, %d new, %d changed, %d pages",
         store.name,

@@ -21,8 +21,10 @@ finds the order taken and skips it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,39 +51,77 @@ class ImportResult:
     created: list[int] = dataclasses.field(default_factory=list)
     blocked: list[int] = dataclasses.field(default_factory=list)
     completed: list[int] = dataclasses.field(default_factory=list)
+    #: Host orders that could not be moved to Complete (retried next time).
+    failed: list[int] = dataclasses.field(default_factory=list)
     #: Why nothing could be imported (no host adapter registered …), if so.
     problem: str | None = None
 
 
-def _eligible_ids(session: Any, store: Store, *, after_id: int, limit: int) -> list[int]:
+def _eligible(store_id: int) -> sa.ColumnElement[bool]:
+    """The SQL condition for "this order should get a host order now"."""
     channel_rules = [
         sa.and_(AmazonOrder.fulfillment_channel == channel, AmazonOrder.status.in_(statuses))
         for channel, statuses in IMPORTABLE.items()
     ]
+    importing_store = (
+        sa.select(Store.id)
+        .where(
+            Store.id == store_id,
+            Store.order_import_enabled.is_(True),
+            AmazonOrder.purchased_at >= Store.connected_at,
+        )
+        .exists()
+    )
+    return sa.and_(
+        AmazonOrder.store_id == store_id,
+        AmazonOrder.host_order_ref.is_(None),
+        sa.or_(*channel_rules),
+        importing_store,
+    )
+
+
+def _eligible_ids(session: Any, store: Store, *, after_id: int, limit: int) -> list[int]:
     query = (
         sa.select(AmazonOrder.id)
-        .where(
-            AmazonOrder.store_id == store.id,
-            AmazonOrder.id > after_id,
-            AmazonOrder.host_order_ref.is_(None),
-            AmazonOrder.purchased_at >= store.connected_at,
-            sa.or_(*channel_rules),
-        )
+        .where(_eligible(store.id), AmazonOrder.id > after_id)
         .order_by(AmazonOrder.id)
         .limit(limit)
     )
     return list(session.scalars(query))
 
 
-def _claim(session: Any, order_id: int) -> bool:
-    """Take the order for import in the current transaction (compare-and-set)."""
+def _claim(session: Any, store_id: int, order_id: int) -> bool:
+    """Take the order for import in the current transaction (compare-and-set).
+
+    The UPDATE re-checks everything that made the order eligible (no host order
+    yet, status and channel, the store's toggle still on), and on PostgreSQL locks
+    the row until the commit, so a second worker's claim waits and then fails.
+    """
     result = session.execute(
         sa.update(AmazonOrder)
-        .where(AmazonOrder.id == order_id, AmazonOrder.host_order_ref.is_(None))
+        .where(AmazonOrder.id == order_id, _eligible(store_id))
         .values(host_import_attempts=AmazonOrder.host_import_attempts + 1)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)
+
+
+@contextlib.contextmanager
+def _adapter_may_not_commit(session: Any) -> Iterator[None]:
+    """Refuse a commit from inside the host adapter: it would end our claim early."""
+
+    def refuse(_session: Any) -> None:
+        raise HostOrderError(
+            "The host adapter committed the session; it must leave the commit to "
+            "Flask-Amazon-Orders (see the host contract)."
+        )
+
+    target = session() if callable(session) and not isinstance(session, sa.orm.Session) else session
+    sa.event.listen(target, "before_commit", refuse)
+    try:
+        yield
+    finally:
+        sa.event.remove(target, "before_commit", refuse)
 
 
 def _create_one(
@@ -93,9 +133,10 @@ def _create_one(
     if order.status == "Shipped":
         status = COMPLETE
     number = order.amazon_order_id if store.order_number_source == "amazon" else None
-    reference = adapter.find_order(order)
-    if reference is None:
-        reference = adapter.create_order(order, store=store, status=status, number=number)
+    with _adapter_may_not_commit(session):
+        reference = adapter.find_order(order)
+        if reference is None:
+            reference = adapter.create_order(order, store=store, status=status, number=number)
     if not isinstance(reference, str) or not reference:
         raise HostOrderError("The host's create_order returned no order reference.")
     order.host_order_ref = reference
@@ -115,21 +156,35 @@ def _create_one(
     return reference, order, status
 
 
-def _block(session: Any, order_id: int, reason: str, actor: str) -> None:
+def _block(session: Any, order_id: int, reason: str, actor: str) -> bool:
+    """Mark the order blocked unless a host order exists by now (compare-and-set).
+
+    Returns whether it was blocked; the timeline gets one entry per new reason.
+    """
     order = session.get(AmazonOrder, order_id, populate_existing=True)
     first = order.host_import_state != "blocked" or order.host_import_error != reason
-    order.host_import_state = "blocked"
-    order.host_import_error = reason[:2000]
-    order.host_import_attempts += 1
+    result = session.execute(
+        sa.update(AmazonOrder)
+        .where(AmazonOrder.id == order_id, AmazonOrder.host_order_ref.is_(None))
+        .values(
+            host_import_state="blocked",
+            host_import_error=reason[:2000],
+            host_import_attempts=AmazonOrder.host_import_attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:
+        return False
     if first:
         session.add(
             OrderEvent(
-                order_id=order.id,
+                order_id=order_id,
                 kind="host_order_blocked",
                 actor=actor,
                 message=f"The shop order could not be created: {reason}",
             )
         )
+    return True
 
 
 NO_HOST = (
@@ -180,7 +235,7 @@ def import_host_orders(
             break
         last_id = ids[-1]
         for order_id in ids:
-            if not _claim(session, order_id):
+            if not _claim(session, store_id, order_id):
                 session.rollback()
                 continue
             try:
@@ -195,15 +250,23 @@ def import_host_orders(
                 )
                 if not isinstance(exc, HostOrderError):
                     log.exception("host adapter failed for Amazon order id %s", order_id)
-                _block(session, order_id, reason, actor)
+                was_blocked = _block(session, order_id, reason, actor)
                 session.commit()
-                result.blocked.append(order_id)
-                blocked = session.get(AmazonOrder, order_id)
-                signals.host_order_blocked.send(app, store=store, order=blocked, reason=reason)
+                if was_blocked:
+                    result.blocked.append(order_id)
+                    blocked = session.get(AmazonOrder, order_id, populate_existing=True)
+                    signals.send(
+                        signals.host_order_blocked, app, store=store, order=blocked, reason=reason
+                    )
                 continue
             result.created.append(order_id)
-            signals.host_order_created.send(
-                app, store=store, order=order, reference=reference, status=status
+            signals.send(
+                signals.host_order_created,
+                app,
+                store=store,
+                order=order,
+                reference=reference,
+                status=status,
             )
         store = session.get(Store, store_id) or store
 
@@ -226,11 +289,26 @@ def _complete_finished(
         )
     )
     for order_id in ids:
-        order = session.get(AmazonOrder, order_id)
-        reference = order.host_order_ref
+        # Claim the completion (compare-and-set on host_status, a row lock on
+        # PostgreSQL), tell the host, and commit both together: once per order.
+        claimed = session.execute(
+            sa.update(AmazonOrder)
+            .where(
+                AmazonOrder.id == order_id,
+                sa.or_(AmazonOrder.host_status.is_(None), AmazonOrder.host_status != COMPLETE),
+            )
+            .values(host_status=COMPLETE)
+            .execution_options(synchronize_session=False)
+        )
+        if not claimed.rowcount:
+            session.rollback()
+            continue
+        order = session.get(AmazonOrder, order_id, populate_existing=True)
+        reference = order.host_order_ref or ""
         try:
-            adapter.set_status(reference, COMPLETE, amazon_order=order)
-            order.host_status = COMPLETE
+            with _adapter_may_not_commit(session):
+                adapter.set_status(reference, COMPLETE, amazon_order=order)
+            order.host_import_error = None
             session.add(
                 OrderEvent(
                     order_id=order.id,
@@ -245,13 +323,19 @@ def _complete_finished(
         except Exception as exc:
             session.rollback()
             log.exception("could not complete shop order %s", reference)
-            order = session.get(AmazonOrder, order_id)
-            order.host_import_error = f"Setting the shop order to {COMPLETE} failed: {exc}"
+            failed = session.get(AmazonOrder, order_id, populate_existing=True)
+            failed.host_import_error = f"Setting the shop order to {COMPLETE} failed: {exc}"
             session.commit()
+            result.failed.append(order_id)
             continue
         result.completed.append(order_id)
-        signals.host_order_status_changed.send(
-            app, store=store, order=order, reference=reference, status=COMPLETE
+        signals.send(
+            signals.host_order_status_changed,
+            app,
+            store=store,
+            order=order,
+            reference=reference,
+            status=COMPLETE,
         )
 
 
