@@ -38,6 +38,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .views import shop
 
     app.register_blueprint(shop)
+    _listen_to_amazon(app)
 
     @app.cli.command("init-db")
     def init_db_command() -> None:
@@ -46,6 +47,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         print("Database ready.")
 
     return app
+
+
+def _listen_to_amazon(app: Flask) -> None:
+    """The shop's signal receivers: here they write the shop's log."""
+    from flask_amazon_orders import signals
+
+    def new_order(sender: Flask, *, store: Any, order: Any, **extra: Any) -> None:
+        sender.logger.info("Amazon order %s arrived (%s)", order.amazon_order_id, order.status)
+
+    def blocked(sender: Flask, *, order: Any, reason: str, **extra: Any) -> None:
+        sender.logger.warning("Amazon order %s not imported: %s", order.amazon_order_id, reason)
+
+    def failed(sender: Flask, *, store: Any, error: Exception, **extra: Any) -> None:
+        sender.logger.warning("Amazon sync of %s failed: %s", store.name, error)
+
+    signals.order_imported.connect(new_order, app, weak=False)
+    signals.host_order_blocked.connect(blocked, app, weak=False)
+    signals.sync_failed.connect(failed, app, weak=False)
 
 
 def init_db() -> None:

@@ -32,7 +32,7 @@ class ShopOrder(db.Model):  # type: ignore[name-defined,misc]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(sa.String(40), unique=True)
-    status: Mapped[str] = mapped_column(sa.String(20), default="Pending")
+    status: Mapped[str] = mapped_column(sa.String(40), default="Pending")
     customer: Mapped[str] = mapped_column(sa.String(200))
     channel: Mapped[str] = mapped_column(sa.String(20), default="web")
     currency: Mapped[str] = mapped_column(sa.String(3), default="EUR")

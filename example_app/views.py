@@ -8,7 +8,9 @@ from flask import Blueprint, abort, render_template
 from flask_amazon_orders.client.records import STATUS_LABELS
 from flask_amazon_orders.models import AmazonOrder, Store, SyncRun
 from flask_amazon_orders.services.importing import host_problem
+from flask_amazon_orders.services.routing import Action, route
 
+from . import amazon_orders
 from .models import Product, ShopOrder, db
 
 shop = Blueprint("shop", __name__)
@@ -68,6 +70,20 @@ def amazon() -> str:
                 sa.select(ShopOrder.id, ShopOrder.number).where(ShopOrder.id.in_(refs))
             ).all()
         )
+        # Every action link comes from the one routing function.
+        host = amazon_orders.host
+        actions = {}
+        for order in recent:
+            host_url = (
+                host.order_url(order.host_order_ref) if host and order.host_order_ref else None
+            )
+            actions[order.id] = [
+                answer
+                for answer in (
+                    route(order, action, store=store, host_url=host_url) for action in Action
+                )
+                if answer.url
+            ]
         overview.append(
             {
                 "store": store,
@@ -75,6 +91,7 @@ def amazon() -> str:
                 "recent": recent,
                 "last_run": last_run,
                 "numbers": numbers,
+                "actions": actions,
             }
         )
     return render_template("shop/amazon.html", overview=overview, host_problem=host_problem())

@@ -70,3 +70,30 @@ def test_imported_shop_order_pages_link_both_ways(shop, sandbox, seller):
     assert f">{numbers[0][1]}</a>" in amazon_page
     assert "Order import is <strong>on</strong>" in amazon_page
     assert client.get("/orders/99999").status_code == 404
+
+
+def test_amazon_page_actions_come_from_the_routing_rule(shop, sandbox, seller):
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    pending = sandbox.control.create_order(
+        seller["seller_id"],
+        status="PENDING",
+        created_time=now,
+        last_updated_time=now,
+        items=[{"sku": "TEA-GREEN-100", "quantity": 1, "unit_price": "8.90"}],
+    )["orderId"]
+    with shop.app_context():
+        store = amazon_orders.add_store(
+            name="Import off",
+            seller_id=seller["seller_id"],
+            marketplace="DE",
+            refresh_token=seller["refresh_token"],
+        )
+        assert amazon_orders.sync(store).status == "succeeded"
+    page = " ".join(shop.test_client().get("/amazon").data.decode().split())
+    link = f'href="https://sellercentral.amazon.de/orders-v3/order/{pending}"'
+    assert f'{link} title="Pending and partially shipped orders can be cancelled only' in page
+    assert ">Cancel in Seller Central</a>" in page
+    assert ">Manage in Seller Central</a>" in page
+    assert "Manage in the shop" not in page
