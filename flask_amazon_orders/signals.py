@@ -71,7 +71,8 @@ sync_failed = _signals.signal("sync-failed")
 host_order_created = _signals.signal("host-order-created")
 
 #: The host could not create the order; the Amazon order is *blocked* and will be
-#: tried again. Keyword arguments: ``store``, ``order``, ``reason``.
+#: tried again. Sent once per new reason, not at every retry.
+#: Keyword arguments: ``store``, ``order``, ``reason``.
 host_order_blocked = _signals.signal("host-order-blocked")
 
 #: The extension changed a host order's status (``Complete`` after Amazon shipped

@@ -188,7 +188,8 @@ def test_blocked_order_shows_its_reason_and_imports_once_fixed(shop, sandbox, se
         _sync(shop, store_id)  # retried at the next sync, still blocked
     assert set(_shop_orders(shop)) == {good}
     title = sandbox.control.get_order(bad)["orderItems"][0]["product"]["title"]
-    assert blocked == [(bad, f"Unknown SKU 'NOT-IN-THE-SHOP' ({title}).")] * 2
+    # Once per new reason, although it was tried at both syncs.
+    assert blocked == [(bad, f"Unknown SKU 'NOT-IN-THE-SHOP' ({title}).")]
     with shop.app_context():
         order = amazon_orders.session.scalar(
             sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == bad)
@@ -550,3 +551,21 @@ def test_toggle_switched_off_before_the_claim_stops_the_import(shop, sandbox, se
     _sync(shop, store_id)
     created = _shop_orders(shop)
     assert len(created) == 1 and set(created) <= set(ids)
+
+
+def test_a_blocked_order_that_amazon_cancels_is_no_longer_blocked(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=True)
+    bad = _order(sandbox, seller, sku="NOT-IN-THE-SHOP")
+    _sync(shop, store_id)
+    sandbox.control.set_status(bad, "CANCELLED")
+    _sync(shop, store_id)
+    with shop.app_context():
+        order = amazon_orders.session.scalar(
+            sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == bad)
+        )
+        assert (order.status, order.host_import_state, order.host_import_error) == (
+            "Canceled",
+            None,
+            None,
+        )
+    assert _shop_orders(shop) == {}

@@ -156,10 +156,12 @@ def _create_one(
     return reference, order, status
 
 
-def _block(session: Any, order_id: int, reason: str, actor: str) -> bool:
+def _block(session: Any, order_id: int, reason: str, actor: str) -> bool | None:
     """Mark the order blocked unless a host order exists by now (compare-and-set).
 
-    Returns whether it was blocked; the timeline gets one entry per new reason.
+    Returns ``None`` if a host order exists after all, else whether the block is
+    news (a new reason): the timeline gets an entry and ``host_order_blocked`` is
+    sent once per new reason, not at every retry.
     """
     order = session.get(AmazonOrder, order_id, populate_existing=True)
     first = order.host_import_state != "blocked" or order.host_import_error != reason
@@ -174,16 +176,17 @@ def _block(session: Any, order_id: int, reason: str, actor: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     if not result.rowcount:
+        return None
+    if not first:
         return False
-    if first:
-        session.add(
-            OrderEvent(
-                order_id=order_id,
-                kind="host_order_blocked",
-                actor=actor,
-                message=f"The shop order could not be created: {reason}",
-            )
+    session.add(
+        OrderEvent(
+            order_id=order_id,
+            kind="host_order_blocked",
+            actor=actor,
+            message=f"The shop order could not be created: {reason}",
         )
+    )
     return True
 
 
@@ -228,6 +231,19 @@ def import_host_orders(
         log.warning("%s: %s", store.name, result.problem)
         return result
 
+    # A blocked order that Amazon cancelled will never need a shop order.
+    session.execute(
+        sa.update(AmazonOrder)
+        .where(
+            AmazonOrder.store_id == store_id,
+            AmazonOrder.host_import_state == "blocked",
+            AmazonOrder.host_order_ref.is_(None),
+            AmazonOrder.status == "Canceled",
+        )
+        .values(host_import_state=None, host_import_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
     last_id = 0
     while True:
         ids = _eligible_ids(session, store, after_id=last_id, limit=batch)
@@ -250,10 +266,11 @@ def import_host_orders(
                 )
                 if not isinstance(exc, HostOrderError):
                     log.exception("host adapter failed for Amazon order id %s", order_id)
-                was_blocked = _block(session, order_id, reason, actor)
+                news = _block(session, order_id, reason, actor)
                 session.commit()
-                if was_blocked:
+                if news is not None:
                     result.blocked.append(order_id)
+                if news:
                     blocked = session.get(AmazonOrder, order_id, populate_existing=True)
                     signals.send(
                         signals.host_order_blocked, app, store=store, order=blocked, reason=reason
