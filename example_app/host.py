@@ -48,7 +48,17 @@ class ShopAdapter(HostAdapter):
                     tax=item.item_tax or Decimal("0"),
                 )
             )
+
+        def total(field: str) -> Decimal:
+            return sum(
+                (getattr(item, field) or Decimal("0") for item in amazon_order.items),
+                Decimal("0"),
+            )
+
         order = ShopOrder(
+            shipping=total("shipping_price"),
+            tax=total("item_tax") + total("shipping_tax"),
+            discount=total("discount"),
             number=number or _next_number(),
             status=status,
             customer=_customer(amazon_order),

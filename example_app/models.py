@@ -37,6 +37,9 @@ class ShopOrder(db.Model):  # type: ignore[name-defined,misc]
     channel: Mapped[str] = mapped_column(sa.String(20), default="web")
     currency: Mapped[str] = mapped_column(sa.String(3), default="EUR")
     total: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
+    shipping: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
+    tax: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
+    discount: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2), default=Decimal("0"))
     #: Set on orders imported from Amazon.
     amazon_order_id: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
 

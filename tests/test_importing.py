@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -172,6 +173,25 @@ def test_money_comes_from_amazon_as_decimal(shop, sandbox, seller):
         assert shop_order.currency == amazon["proceeds"]["grandTotal"]["currencyCode"]
         line = shop_order.lines[0]
         assert (line.sku, line.quantity, str(line.price)) == (SKU, 2, "8.90")
+        items = amazon["orderItems"]
+
+        def breakdown(kind: str) -> Decimal:
+            return sum(
+                (
+                    Decimal(b["subtotal"]["amount"])
+                    for item in items
+                    for b in item["proceeds"]["breakdowns"]
+                    if b["type"] == kind
+                ),
+                Decimal("0"),
+            )
+
+        assert shop_order.tax == breakdown("TAX")
+        assert shop_order.shipping == breakdown("SHIPPING")
+        assert shop_order.discount == breakdown("DISCOUNT")
+        assert shop_order.total == (
+            breakdown("ITEM") + breakdown("SHIPPING") + breakdown("TAX") + breakdown("DISCOUNT")
+        )
 
 
 def test_blocked_order_shows_its_reason_and_imports_once_fixed(shop, sandbox, seller):
