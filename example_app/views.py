@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
+
 import sqlalchemy as sa
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
 
 from flask_amazon_orders.client.records import STATUS_LABELS
 from flask_amazon_orders.models import AmazonOrder, Store, SyncRun
@@ -11,9 +15,28 @@ from flask_amazon_orders.services.importing import host_problem
 from flask_amazon_orders.services.routing import Action, route
 
 from . import amazon_orders
-from .models import Product, ShopOrder, db
+from .models import ORDER_STATUSES, Product, ShopOrder, db
 
 shop = Blueprint("shop", __name__)
+
+
+def csrf_token() -> str:
+    """The form token of this browser session (the shop's own small CSRF guard)."""
+    token = session.get("csrf_token")
+    if not token:
+        token = session["csrf_token"] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+@shop.app_context_processor
+def _template_helpers() -> dict[str, object]:
+    return {"csrf_token": csrf_token}
+
+
+def _check_csrf() -> None:
+    sent = request.form.get("csrf_token", "")
+    if not sent or not hmac.compare_digest(sent, session.get("csrf_token", "")):
+        abort(400, "The form has expired; reload the page and try again.")
 
 
 @shop.route("/")
@@ -39,7 +62,26 @@ def order_detail(order_id: int) -> str:
             sa.select(Product).where(Product.sku.in_([line.sku for line in order.lines]))
         )
     }
-    return render_template("shop/order_detail.html", order=order, products=products)
+    return render_template(
+        "shop/order_detail.html", order=order, products=products, statuses=ORDER_STATUSES
+    )
+
+
+@shop.post("/orders/<int:order_id>/status")
+def order_status(order_id: int) -> Response:
+    """The shop's own order workflow: move an order to another status."""
+    _check_csrf()
+    order = db.session.get(ShopOrder, order_id)
+    if order is None:
+        abort(404)
+    status = request.form.get("status", "")
+    if status not in ORDER_STATUSES:
+        abort(400, f"Unknown status {status!r}.")
+    if status != order.status:
+        order.status = status
+        db.session.commit()
+        flash(f"Order {order.number} is now {status}.")
+    return redirect(url_for("shop.order_detail", order_id=order.id))
 
 
 @shop.route("/amazon")

@@ -97,3 +97,31 @@ def test_amazon_page_actions_come_from_the_routing_rule(shop, sandbox, seller):
     assert ">Cancel in Seller Central</a>" in page
     assert ">Manage in Seller Central</a>" in page
     assert "Manage in the shop" not in page
+
+
+def test_shop_workflow_changes_status_with_a_valid_form_only(shop):
+    import re
+
+    from example_app.models import ShopOrder, db
+
+    with shop.app_context():
+        order = ShopOrder(number="T1", status="Processing", customer="Ada", total="10.00")
+        db.session.add(order)
+        db.session.commit()
+        order_id = order.id
+    client = shop.test_client()
+    page = client.get(f"/orders/{order_id}").data.decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    assert client.post(f"/orders/{order_id}/status", data={"status": "Complete"}).status_code == 400
+    bad = client.post(f"/orders/{order_id}/status", data={"status": "Lost", "csrf_token": token})
+    assert bad.status_code == 400
+    ok = client.post(
+        f"/orders/{order_id}/status",
+        data={"status": "Complete", "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert ok.status_code == 200
+    assert "Order T1 is now Complete." in ok.data.decode()
+    with shop.app_context():
+        assert db.session.get(ShopOrder, order_id).status == "Complete"
