@@ -106,6 +106,10 @@ class OrderRecord:
         return None
 
 
+#: What an absent optional sub-object reads as (never mutated).
+_EMPTY: Mapping[str, Any] = {}
+
+
 class _Reader:
     """Reads one order, naming the order and the field in every error."""
 
@@ -122,8 +126,8 @@ class _Reader:
         if value is None:
             if required:
                 raise self.fail(f"missing {key!r}")
-            return {}
-        if not isinstance(value, dict):
+            return _EMPTY
+        if type(value) is not dict:
             raise self.fail(f"{key!r} is not an object")
         return value
 
@@ -229,40 +233,18 @@ def _breakdowns(
     return sums
 
 
-def _sub(reader: _Reader, parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    """An optional sub-object: ``{}`` when absent, an error when not an object."""
-    value = parent.get(key)
-    if value is None:
-        return _EMPTY
-    if type(value) is not dict:
-        raise reader.fail(f"{key!r} is not an object")
-    return value
-
-
-def _opt_text(reader: _Reader, parent: Mapping[str, Any], key: str) -> str | None:
-    value = parent.get(key)
-    if value is None or value == "":
-        return None
-    if type(value) is not str:
-        raise reader.fail(f"{key!r} is not a string")
-    return value
-
-
-_EMPTY: Mapping[str, Any] = {}
-
-
 def _item(reader: _Reader, raw: Any, status: str, currency: list[str]) -> ItemRecord:
     if type(raw) is not dict:
         raise reader.fail("an order item is not an object")
     item_id = reader.text(raw, "orderItemId", required=True) or ""
     ordered = reader.integer(raw, "quantityOrdered", required=True) or 0
     product = reader.obj(raw, "product", required=True)
-    price = _sub(reader, product, "price")
-    fulfillment = _sub(reader, raw, "fulfillment")
+    price = reader.obj(product, "price")
+    fulfillment = reader.obj(raw, "fulfillment")
     shipped = reader.integer(fulfillment, "quantityFulfilled") if fulfillment else None
     if shipped is None:
         shipped = ordered if status == "Shipped" else 0
-    proceeds = _sub(reader, raw, "proceeds")
+    proceeds = reader.obj(raw, "proceeds")
     sums = _breakdowns(reader, proceeds, currency) if proceeds else {}
     unit_price = reader.money(price, "unitPrice", currency) if price else None
     item_price = sums.get("ITEM")
@@ -275,19 +257,19 @@ def _item(reader: _Reader, raw: Any, status: str, currency: list[str]) -> ItemRe
     total = reader.money(proceeds, "proceedsTotal", currency) if proceeds else None
     if total is None and sums:
         total = sum((v for k, v in sums.items() if ":" not in k), Decimal(0))
-    cancellation = _sub(reader, raw, "cancellation")
+    cancellation = reader.obj(raw, "cancellation")
     if cancellation:
-        request = _sub(reader, cancellation, "cancellationRequest")
-        execution = _sub(reader, cancellation, "cancellationExecution")
+        request = reader.obj(cancellation, "cancellationRequest")
+        execution = reader.obj(cancellation, "cancellationExecution")
     else:
         request = execution = _EMPTY
-    condition = _sub(reader, product, "condition")
+    condition = reader.obj(product, "condition")
     return ItemRecord(
         order_item_id=item_id,
-        asin=_opt_text(reader, product, "asin"),
-        seller_sku=_opt_text(reader, product, "sellerSku"),
-        title=_opt_text(reader, product, "title"),
-        condition=_opt_text(reader, condition, "conditionType") if condition else None,
+        asin=reader.text(product, "asin"),
+        seller_sku=reader.text(product, "sellerSku"),
+        title=reader.text(product, "title"),
+        condition=reader.text(condition, "conditionType") if condition else None,
         quantity_ordered=ordered,
         quantity_shipped=min(shipped, ordered),
         unit_price=unit_price,
@@ -298,8 +280,8 @@ def _item(reader: _Reader, raw: Any, status: str, currency: list[str]) -> ItemRe
         discount=sums.get("DISCOUNT"),
         total=total,
         buyer_cancel_requested=request.get("requester") == "BUYER",
-        buyer_cancel_reason=_opt_text(reader, request, "cancelReason") if request else None,
-        cancelled_by=_opt_text(reader, execution, "cancelledBy") if execution else None,
+        buyer_cancel_reason=reader.text(request, "cancelReason") if request else None,
+        cancelled_by=reader.text(execution, "cancelledBy") if execution else None,
     )
 
 

@@ -184,6 +184,11 @@ def _buyer_changed(ext: AmazonOrders, order: AmazonOrder, record: OrderRecord) -
     return ext.encryptor.decrypt(order.buyer_data_encrypted) != payload
 
 
+def _cancel_request_message(record: OrderRecord) -> str:
+    reason = record.buyer_cancel_reason
+    return "The buyer asked Amazon to cancel this order" + (f": {reason}" if reason else ".")
+
+
 def _apply_items(order: AmazonOrder, record: OrderRecord) -> None:
     current = {item.order_item_id: item for item in order.items}
     for item_record in record.items:
@@ -246,7 +251,6 @@ def _insert_new(
             }
         )
         if record.buyer_cancel_requested:
-            reason = record.buyer_cancel_reason
             events.append(
                 {
                     "order_id": order_id,
@@ -255,8 +259,7 @@ def _insert_new(
                     "actor": "buyer",
                     "from_status": None,
                     "to_status": None,
-                    "message": "The buyer asked Amazon to cancel this order"
-                    + (f": {reason}" if reason else "."),
+                    "message": _cancel_request_message(record),
                 }
             )
     if items:
@@ -297,14 +300,12 @@ def _update_changed(
         else:
             progress.updated.append(order)
         if record.buyer_cancel_requested and not had_cancel_request:
-            reason = record.buyer_cancel_reason
             session.add(
                 OrderEvent(
                     order_id=order.id,
                     kind="buyer_cancel_requested",
                     actor="buyer",
-                    message="The buyer asked Amazon to cancel this order"
-                    + (f": {reason}" if reason else "."),
+                    message=_cancel_request_message(record),
                 )
             )
 
