@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from helpers import connect_store
 
 from flask_amazon_orders import AmazonOrders
 from flask_amazon_orders.client import InMemoryRateLimiter
@@ -151,12 +152,7 @@ def seller(sandbox: SandboxServer) -> dict[str, Any]:
 @pytest.fixture
 def store(ext: AmazonOrders, seller: dict[str, Any]) -> Any:
     """The sandbox seller connected as a store."""
-    return ext.add_store(
-        name="Amazon DE",
-        seller_id=seller["seller_id"],
-        marketplace="DE",
-        refresh_token=seller["refresh_token"],
-    )
+    return connect_store(seller)
 
 
 @pytest.fixture

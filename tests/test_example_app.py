@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from helpers import connect_store
+
 from example_app import amazon_orders
 from example_app.models import CATALOG
 
@@ -15,12 +17,7 @@ def test_shop_pages_show_products_and_imported_amazon_orders(shop, sandbox, sell
     assert "No Amazon store is connected" in empty
 
     with shop.app_context():
-        store = amazon_orders.add_store(
-            name="Teahouse Amazon.de",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-        )
+        store = connect_store(seller, name="Teahouse Amazon.de")
         run = amazon_orders.sync(store)
         assert run.status == "succeeded"
 
@@ -48,13 +45,7 @@ def test_imported_shop_order_pages_link_both_ways(shop, sandbox, seller):
         seller["seller_id"], 8, seed=42, catalog=catalog, statuses={"UNSHIPPED": 1}, afn_share=0
     )
     with shop.app_context():
-        store = amazon_orders.add_store(
-            name="Teahouse Amazon.de",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-            order_import_enabled=True,
-        )
+        store = connect_store(seller, name="Teahouse Amazon.de", order_import_enabled=True)
         store.connected_at = store.connected_at.replace(year=store.connected_at.year - 1)
         amazon_orders.session.commit()
         assert amazon_orders.sync(store).status == "succeeded"
@@ -84,12 +75,7 @@ def test_amazon_page_actions_come_from_the_routing_rule(shop, sandbox, seller):
         items=[{"sku": "TEA-GREEN-100", "quantity": 1, "unit_price": "8.90"}],
     )["orderId"]
     with shop.app_context():
-        store = amazon_orders.add_store(
-            name="Import off",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-        )
+        store = connect_store(seller, name="Import off")
         assert amazon_orders.sync(store).status == "succeeded"
     page = " ".join(shop.test_client().get("/amazon").data.decode().split())
     link = f'href="https://sellercentral.amazon.de/orders-v3/order/{pending}"'

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers import connect_store
 
 from example_app import amazon_orders
 from example_app.host import ShopAdapter
@@ -47,13 +48,7 @@ def _order(sandbox, seller, *, status="UNSHIPPED", fulfilled_by="MERCHANT", sku=
 
 def _connect(shop, seller, *, enabled: bool, hours_ago: float = 1.0):
     with shop.app_context():
-        store = amazon_orders.add_store(
-            name="Teahouse Amazon.de",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-            order_import_enabled=enabled,
-        )
+        store = connect_store(seller, name="Teahouse Amazon.de", order_import_enabled=enabled)
         store.connected_at = _now() - dt.timedelta(hours=hours_ago)
         amazon_orders.session.commit()
         return store.id

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers import connect_store
 
 from flask_amazon_orders import signals
 from flask_amazon_orders.jobs.sync import sync_store
@@ -27,16 +28,6 @@ def _calls(sandbox: SandboxServer, operation: str = "searchOrders") -> int:
 def _amazon_ids(sandbox: SandboxServer, seller_id: str) -> set[str]:
     listing = sandbox.control.list_orders(seller_id)
     return {entry["orderId"] for entry in listing}
-
-
-def _connect(app: Any, seller: dict[str, Any], name: str) -> Store:
-    """Connect the sandbox seller as a store of ``app``."""
-    return app.extensions["amazon_orders"].extension.add_store(
-        name=name,
-        seller_id=seller["seller_id"],
-        marketplace="DE",
-        refresh_token=seller["refresh_token"],
-    )
 
 
 def _stored_ids(db: Any) -> list[str]:
@@ -244,12 +235,7 @@ def test_missing_credentials_fail_at_the_first_call_with_a_clear_message(
     app = app_factory(AMAZON_ORDERS_LWA_CLIENT_SECRET=None)
     with app.app_context():
         ext = app.extensions["amazon_orders"].extension
-        store = ext.add_store(
-            name="No secret",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-        )
+        store = connect_store(seller, name="No secret")
         run = sync_store(store)
         assert run.status == "failed"
         assert "client secret" in run.error.lower() or "client_secret" in run.error.lower()
@@ -276,7 +262,7 @@ def test_fault_on_page_3_of_5_without_retries_loses_nothing_and_resumes(
     app = app_factory(AMAZON_ORDERS_RETRY_MAX_ATTEMPTS=1, AMAZON_ORDERS_HTTP_TIMEOUT=(2.0, 1.0))
     with app.app_context():
         db = app.extensions["sqlalchemy"]
-        store = _connect(app, seller, "Faulty")
+        store = connect_store(seller, name="Faulty")
         sandbox.control.generate_orders(seller["seller_id"], 500, seed=8)
         sandbox.control.inject_fault("searchOrders", after=2, **fault)
 
@@ -308,7 +294,7 @@ def test_fault_on_page_3_of_5_is_retried_within_the_run(app_factory, seller, san
     app = app_factory(AMAZON_ORDERS_HTTP_TIMEOUT=(2.0, 1.0))
     with app.app_context():
         db = app.extensions["sqlalchemy"]
-        store = _connect(app, seller, "Retrying")
+        store = connect_store(seller, name="Retrying")
         sandbox.control.generate_orders(seller["seller_id"], 500, seed=9)
         sandbox.control.inject_fault("searchOrders", after=2, **fault)
 
@@ -323,7 +309,7 @@ def test_expired_pagination_token_restarts_the_window(app_factory, seller, sandb
     app = app_factory(AMAZON_ORDERS_RETRY_MAX_ATTEMPTS=1)
     with app.app_context():
         db = app.extensions["sqlalchemy"]
-        store = _connect(app, seller, "Expiring")
+        store = connect_store(seller, name="Expiring")
         sandbox.control.generate_orders(seller["seller_id"], 500, seed=10)
         sandbox.control.inject_fault("searchOrders", kind="503_html", after=2)
         assert sync_store(store).status == "failed"
@@ -342,7 +328,7 @@ def test_429_storm_longer_than_the_retries_fails_cleanly_and_recovers(app_factor
     app = app_factory(AMAZON_ORDERS_RETRY_MAX_ATTEMPTS=3)
     with app.app_context():
         db = app.extensions["sqlalchemy"]
-        store = _connect(app, seller, "Storm")
+        store = connect_store(seller, name="Storm")
         sandbox.control.generate_orders(seller["seller_id"], 150, seed=11)
         sandbox.control.inject_fault("searchOrders", kind="429", count=10)
         run = sync_store(store)
@@ -366,13 +352,7 @@ def test_normal_sync_under_enforced_limits_never_gets_429(database_url, make_app
                 seller_id = "A" + uuid.uuid4().hex[:12].upper()
                 seller = sandbox.control.create_seller(seller_id=seller_id)
                 sandbox.control.generate_orders(seller_id, 3000, seed=12)
-                ext = app.extensions["amazon_orders"].extension
-                store = ext.add_store(
-                    name="Busy",
-                    seller_id=seller_id,
-                    marketplace="DE",
-                    refresh_token=seller["refresh_token"],
-                )
+                store = connect_store(seller, name="Busy")
                 run = sync_store(store)
                 assert run.status == "succeeded", run.error
                 assert run.pages == 30

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 
 import sqlalchemy as sa
+from helpers import connect_store
 
 from flask_amazon_orders.models import AmazonOrder, SyncRun
 
@@ -14,12 +15,7 @@ def test_worker_syncs_every_store_on_its_interval_and_stops(app_factory, seller,
     app = app_factory(AMAZON_ORDERS_EMBEDDED_WORKER=True, AMAZON_ORDERS_SYNC_INTERVAL_SECONDS=1)
     ext = app.extensions["amazon_orders"].extension
     with app.app_context():
-        ext.add_store(
-            name="Worker",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-        )
+        connect_store(seller, name="Worker")
         worker = ext.worker
     sandbox.control.generate_orders(seller["seller_id"], 40, seed=31)
     assert worker is not None and not worker.running
@@ -63,12 +59,7 @@ def test_worker_survives_a_failing_round(app_factory, seller, sandbox):
     app = app_factory(AMAZON_ORDERS_EMBEDDED_WORKER=True, AMAZON_ORDERS_SYNC_INTERVAL_SECONDS=1)
     ext = app.extensions["amazon_orders"].extension
     with app.app_context():
-        ext.add_store(
-            name="Revoked",
-            seller_id=seller["seller_id"],
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-        )
+        connect_store(seller, name="Revoked")
     sandbox.control.revoke_seller(seller["seller_id"])
     worker = ext._state(app).worker
     worker.start()
