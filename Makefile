@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test lint docs bench translations clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ docs: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_sync.py
+
+# Extract the admin pages' text, merge it into every catalog, compile the catalogs.
+CATALOGS := flask_amazon_orders/translations
+translations: $(BIN)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+	  --project Flask-Amazon-Orders -o $(CATALOGS)/flask_amazon_orders.pot .
+	$(BIN)/pybabel update -D flask_amazon_orders -i $(CATALOGS)/flask_amazon_orders.pot \
+	  -d $(CATALOGS) --no-wrap
+	$(BIN)/pybabel compile -D flask_amazon_orders -d $(CATALOGS) --statistics
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

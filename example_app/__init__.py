@@ -10,7 +10,8 @@ import os
 from decimal import Decimal
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request, session
+from flask_babel import Babel
 
 from flask_amazon_orders import AmazonOrders
 
@@ -19,10 +20,45 @@ from .models import CATALOG, Product, db
 
 amazon_orders = AmazonOrders(db=db, host=ShopAdapter())
 
+#: The shop's demo staff (no passwords: it is a demo). The Amazon pages are
+#: closed to anyone else; a viewer may look, a manager may also change things.
+STAFF = {
+    "mia": ("Mia Berger", "manager"),
+    "victor": ("Victor Lang", "viewer"),
+}
+LANGUAGES = ("en", "de")
+
+
+@amazon_orders.access_handler
+def _may_use_amazon_pages(permission: str, store: Any) -> bool:
+    user = STAFF.get(session.get("user", ""))
+    if user is None:
+        return False
+    return permission == "view" or user[1] == "manager"
+
+
+@amazon_orders.actor_loader
+def _acting_user() -> str | None:
+    return session.get("user")
+
+
+def _select_locale() -> str | None:
+    # The shop's own choice (its language switch), else the browser's.
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    return request.accept_languages.best_match(LANGUAGES)
+
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
-    app.config.from_mapping(SECRET_KEY="dev-only-secret-change-me", DATABASE_FILE="shop.sqlite")
+    app.config.from_mapping(
+        SECRET_KEY="dev-only-secret-change-me",
+        DATABASE_FILE="shop.sqlite",
+        # The Amazon pages live inside the shop's own layout.
+        AMAZON_ORDERS_BASE_TEMPLATE="shop/base.html",
+        AMAZON_ORDERS_ADMIN_URL_PREFIX="/admin/amazon",
+    )
     # SHOP_SECRET_KEY, SHOP_SQLALCHEMY_DATABASE_URI, SHOP_AMAZON_ORDERS_… override.
     app.config.from_prefixed_env("SHOP")
     if config:
@@ -33,6 +69,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         "sqlite:///" + os.path.join(app.instance_path, app.config["DATABASE_FILE"]),
     )
     db.init_app(app)
+    # The shop chooses the language; the Amazon pages follow it.
+    Babel(app, locale_selector=_select_locale)
     amazon_orders.init_app(app)
 
     from .views import shop

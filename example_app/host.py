@@ -78,6 +78,9 @@ class ShopAdapter(HostAdapter):
             raise HostOrderError(f"Shop order {reference} does not exist.")
         order.status = status
 
+    def order_number(self, reference: str) -> str | None:
+        return db.session.scalar(sa.select(ShopOrder.number).where(ShopOrder.id == int(reference)))
+
     def order_url(self, reference: str) -> str | None:
         return url_for("shop.order_detail", order_id=int(reference))
 

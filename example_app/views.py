@@ -1,4 +1,7 @@
-"""The shop's pages: catalogue, shop orders, and an overview of the Amazon stores."""
+"""The shop's pages: catalogue, shop orders with their workflow, log-in and language.
+
+The Amazon pages are the extension's own admin blueprint, inside this shop's
+layout (``AMAZON_ORDERS_BASE_TEMPLATE = "shop/base.html"``)."""
 
 from __future__ import annotations
 
@@ -9,12 +12,9 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from flask_amazon_orders.client.records import STATUS_LABELS
-from flask_amazon_orders.models import AmazonOrder, Store, SyncRun
-from flask_amazon_orders.services.importing import host_problem
-from flask_amazon_orders.services.routing import Action, route
+from flask_amazon_orders.models import AmazonOrder
 
-from . import amazon_orders
+from . import LANGUAGES, STAFF
 from .models import ORDER_STATUSES, Product, ShopOrder, db
 
 shop = Blueprint("shop", __name__)
@@ -28,9 +28,68 @@ def csrf_token() -> str:
     return str(token)
 
 
+def shop_language() -> str:
+    from flask_babel import get_locale
+
+    locale = get_locale()
+    return locale.language if locale is not None else "en"
+
+
 @shop.app_context_processor
 def _template_helpers() -> dict[str, object]:
-    return {"csrf_token": csrf_token}
+    return {
+        "csrf_token": csrf_token,
+        "shop_language": shop_language,
+        "current_staff": STAFF.get(session.get("user", "")),
+    }
+
+
+def _safe_next(target: str | None) -> str:
+    # Only paths of this site, never another host.
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("shop.index")
+
+
+@shop.route("/login", methods=["GET", "POST"])
+def login() -> str | Response:
+    if request.method == "POST":
+        _check_csrf()
+        user = request.form.get("user", "")
+        if user not in STAFF:
+            abort(400, "Unknown user.")
+        session["user"] = user
+        return redirect(_safe_next(request.form.get("next")))
+    return render_template("shop/login.html", staff=STAFF, next=request.args.get("next", ""))
+
+
+@shop.post("/logout")
+def logout() -> Response:
+    _check_csrf()
+    session.pop("user", None)
+    return redirect(url_for("shop.index"))
+
+
+@shop.post("/language")
+def language() -> Response:
+    _check_csrf()
+    lang = request.form.get("lang", "")
+    if lang not in LANGUAGES:
+        abort(400, "Unknown language.")
+    session["lang"] = lang
+    return redirect(_safe_next(request.form.get("next")))
+
+
+def _amazon_stores(amazon_order_ids: list[str]) -> dict[str, int]:
+    """The store of each linked Amazon order (for links to Amazon Order Details)."""
+    if not amazon_order_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(AmazonOrder.amazon_order_id, AmazonOrder.store_id).where(
+            AmazonOrder.amazon_order_id.in_(amazon_order_ids)
+        )
+    )
+    return {amazon_order_id: store_id for amazon_order_id, store_id in rows}
 
 
 def _check_csrf() -> None:
@@ -48,7 +107,8 @@ def index() -> str:
 @shop.route("/orders")
 def orders() -> str:
     shop_orders = db.session.scalars(sa.select(ShopOrder).order_by(ShopOrder.id.desc())).all()
-    return render_template("shop/orders.html", orders=shop_orders)
+    stores = _amazon_stores([o.amazon_order_id for o in shop_orders if o.amazon_order_id])
+    return render_template("shop/orders.html", orders=shop_orders, amazon_stores=stores)
 
 
 @shop.route("/orders/<int:order_id>")
@@ -63,7 +123,11 @@ def order_detail(order_id: int) -> str:
         )
     }
     return render_template(
-        "shop/order_detail.html", order=order, products=products, statuses=ORDER_STATUSES
+        "shop/order_detail.html",
+        order=order,
+        products=products,
+        statuses=ORDER_STATUSES,
+        amazon_stores=_amazon_stores([order.amazon_order_id] if order.amazon_order_id else []),
     )
 
 
@@ -82,58 +146,3 @@ def order_status(order_id: int) -> Response:
         db.session.commit()
         flash(f"Order {order.number} is now {status}.")
     return redirect(url_for("shop.order_detail", order_id=order.id))
-
-
-@shop.route("/amazon")
-def amazon() -> str:
-    stores = db.session.scalars(sa.select(Store).order_by(Store.id)).all()
-    overview = []
-    for store in stores:
-        counts = {
-            STATUS_LABELS.get(status, status): count
-            for status, count in db.session.execute(
-                sa.select(AmazonOrder.status, sa.func.count())
-                .where(AmazonOrder.store_id == store.id)
-                .group_by(AmazonOrder.status)
-            )
-        }
-        recent = db.session.scalars(
-            sa.select(AmazonOrder)
-            .where(AmazonOrder.store_id == store.id)
-            .order_by(AmazonOrder.purchased_at.desc())
-            .limit(15)
-        ).all()
-        last_run = db.session.scalar(
-            sa.select(SyncRun).where(SyncRun.store_id == store.id).order_by(SyncRun.id.desc())
-        )
-        refs = [int(o.host_order_ref) for o in recent if o.host_order_ref]
-        numbers = dict(
-            db.session.execute(
-                sa.select(ShopOrder.id, ShopOrder.number).where(ShopOrder.id.in_(refs))
-            ).all()
-        )
-        # Every action link comes from the one routing function.
-        host = amazon_orders.host
-        actions = {}
-        for order in recent:
-            host_url = (
-                host.order_url(order.host_order_ref) if host and order.host_order_ref else None
-            )
-            actions[order.id] = [
-                answer
-                for answer in (
-                    route(order, action, store=store, host_url=host_url) for action in Action
-                )
-                if answer.url
-            ]
-        overview.append(
-            {
-                "store": store,
-                "counts": counts,
-                "recent": recent,
-                "last_run": last_run,
-                "numbers": numbers,
-                "actions": actions,
-            }
-        )
-    return render_template("shop/amazon.html", overview=overview, host_problem=host_problem())

@@ -62,6 +62,7 @@ def store_add(
             refresh_token=refresh_token,
             region=region,
             order_import_enabled=order_import,
+            actor="cli",
         )
     except AmazonOrdersError as exc:
         raise _fail(exc) from None
@@ -127,7 +128,9 @@ def store_settings(
     try:
         store = find_store(store_ref)
         if initial_status is not None or number_source is not None:
-            update_order_settings(store, initial_status=initial_status, number_source=number_source)
+            update_order_settings(
+                store, initial_status=initial_status, number_source=number_source, actor="cli"
+            )
         if order_import is not None:
             result = set_order_import(store, order_import, actor="cli")
             if result.problem:

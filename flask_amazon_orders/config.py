@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "AMAZON_ORDERS_RETRY_BACKOFF_SECONDS": 1.0,
     "AMAZON_ORDERS_RETRY_BACKOFF_CAP_SECONDS": 60.0,
     "AMAZON_ORDERS_RATE_LIMIT_SCALE": 1.0,
+    # Admin pages.
+    "AMAZON_ORDERS_ADMIN_URL_PREFIX": "/amazon-orders",
+    "AMAZON_ORDERS_BASE_TEMPLATE": "amazon_orders/base.html",
+    "AMAZON_ORDERS_ADMIN_PAGE_SIZE": 50,
 }
 
 #: Amazon's regions and the marketplaces in each (SP-API-NOTES §4.3, §4.4).
@@ -113,6 +117,9 @@ class Settings:
     retry_backoff_seconds: float
     retry_backoff_cap_seconds: float
     rate_limit_scale: float
+    admin_url_prefix: str | None
+    base_template: str
+    admin_page_size: int
 
 
 def _number(config: Mapping[str, Any], key: str, kind: type, minimum: float) -> Any:
@@ -223,4 +230,27 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
             config, "AMAZON_ORDERS_RETRY_BACKOFF_CAP_SECONDS", float, 0
         ),
         rate_limit_scale=_number(config, "AMAZON_ORDERS_RATE_LIMIT_SCALE", float, 0.000001),
+        admin_url_prefix=_url_prefix(config, "AMAZON_ORDERS_ADMIN_URL_PREFIX"),
+        base_template=_optional_text(config, "AMAZON_ORDERS_BASE_TEMPLATE")
+        or "amazon_orders/base.html",
+        admin_page_size=_page_size(config, "AMAZON_ORDERS_ADMIN_PAGE_SIZE"),
     )
+
+
+def _url_prefix(config: Mapping[str, Any], key: str) -> str | None:
+    value = config[key]
+    if value is None or value is False:
+        return None
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ConfigurationError(
+            f"{key} must be a URL path starting with '/', or None to leave the admin "
+            f"pages out, not {value!r}."
+        )
+    return value.rstrip("/") or "/"
+
+
+def _page_size(config: Mapping[str, Any], key: str) -> int:
+    size: int = _number(config, key, int, 1)
+    if size > 500:
+        raise ConfigurationError(f"{key} must be at most 500, not {size!r}.")
+    return size

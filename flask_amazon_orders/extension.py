@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
     from .runners.embedded import EmbeddedWorker
 
 EXTENSION_KEY = "amazon_orders"
+
+#: ``access(permission, store) -> bool``: see :meth:`AmazonOrders.access_handler`.
+AccessHandler = Callable[[str, "Store | None"], bool]
+#: ``actor() -> str | None``: see :meth:`AmazonOrders.actor_loader`.
+ActorLoader = Callable[[], "str | None"]
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclasses.dataclass
@@ -86,6 +93,10 @@ class AmazonOrders:
         #: The registered :class:`~flask_amazon_orders.host.HostAdapter`, or ``None``.
         self.host = host
         self.rate_limiter = rate_limiter
+        #: Who may use the admin pages; see :meth:`access_handler`. ``None``: nobody.
+        self.access: AccessHandler | None = None
+        #: Names the acting user for the records; see :meth:`actor_loader`.
+        self.actor: ActorLoader | None = None
         for table in metadata.sorted_tables:
             if table.name not in db.metadata.tables:
                 table.to_metadata(db.metadata)
@@ -93,7 +104,7 @@ class AmazonOrders:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Set up the extension for ``app``: configuration, CLI, worker."""
+        """Set up the extension for ``app``: configuration, CLI, admin pages, worker."""
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "Flask-Amazon-Orders is already set up on this app; call init_app once per app."
@@ -107,11 +118,49 @@ class AmazonOrders:
 
         app.cli.add_command(amazon_orders_cli)
 
+        from .i18n import init_babel
+
+        init_babel(app)
+        if settings.admin_url_prefix is not None:
+            from .admin import init_admin
+
+            init_admin(app, settings.admin_url_prefix)
+
         if settings.embedded_worker:
             from .runners.embedded import EmbeddedWorker
 
             state.worker = EmbeddedWorker(app, interval=settings.sync_interval_seconds)
             app.before_request(state.worker.ensure_started)
+
+    # -- the admin pages' hooks ------------------------------------------------------
+
+    def access_handler(self, handler: _F) -> _F:
+        """Register who may use the admin pages (a decorator).
+
+        The function is called as ``handler(permission, store)`` in the request
+        and returns whether the current user has ``permission``: ``"view"`` (see
+        every page) or ``"manage"`` (change data: connect a store, settings, sync
+        now, retry an import, cancel). ``store`` is the store the page is about,
+        or ``None`` for the pages about every store. Without a handler every page
+        answers 403 Forbidden. ::
+
+            @amazon_orders.access_handler
+            def can_use_amazon_orders(permission, store):
+                return current_user.is_authenticated and (
+                    permission == "view" or current_user.is_admin
+                )
+        """
+        self.access = handler
+        return handler
+
+    def actor_loader(self, handler: _F) -> _F:
+        """Register how the acting user is named in the records (a decorator).
+
+        The function returns the current user's name (e.g. an e-mail address) or
+        ``None``; every admin action is recorded as ``admin:<name>``.
+        """
+        self.actor = handler
+        return handler
 
     # -- per-app state -------------------------------------------------------------
 

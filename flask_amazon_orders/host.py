@@ -78,6 +78,12 @@ class HostAdapter:
         """Move the host order ``reference`` to ``status`` (in the session, no commit)."""
         raise NotImplementedError
 
+    def order_number(self, reference: str) -> str | None:
+        """The number the shop shows for its order ``reference`` (admins search by
+        it). Called right after :meth:`create_order`, in the same session; the
+        default is the reference itself."""
+        return reference
+
     def order_url(self, reference: str) -> str | None:
         """The URL of the host order's admin page, or ``None``."""
         return None

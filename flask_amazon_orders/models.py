@@ -1,4 +1,4 @@
-"""The extension's tables: stores, Amazon orders and items, order events, sync runs.
+"""The extension's tables: stores, Amazon orders and items, order and store events, sync runs.
 
 The classes are ordinary SQLAlchemy declarative models with their own
 :data:`metadata`. ``AmazonOrders(app, db=db)`` copies these tables into the
@@ -130,6 +130,8 @@ class Store(Base):
     last_sync_error: Mapped[str | None] = mapped_column(sa.Text)
     #: True when the error needs a person (a revoked refresh token, missing credentials).
     last_sync_error_needs_action: Mapped[bool] = mapped_column(default=False)
+    #: When an admin last asked for a sync ("Sync now"); the worker serves it.
+    sync_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -148,7 +150,9 @@ class AmazonOrder(Base):
     __table_args__ = (
         sa.UniqueConstraint("store_id", "amazon_order_id"),
         sa.Index("ix_amazon_orders_store_purchased", "store_id", "purchased_at"),
-        sa.Index("ix_amazon_orders_store_status", "store_id", "status"),
+        sa.Index("ix_amazon_orders_store_status", "store_id", "status", "purchased_at"),
+        sa.Index("ix_amazon_orders_store_import", "store_id", "host_import_state", "purchased_at"),
+        sa.Index("ix_amazon_orders_store_host_number", "store_id", "host_order_number"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -179,6 +183,8 @@ class AmazonOrder(Base):
     buyer_cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
     #: The linked host order (the host contract's reference), once created.
     host_order_ref: Mapped[str | None] = mapped_column(sa.String(64))
+    #: The host order's number as the shop shows it (searchable in the admin pages).
+    host_order_number: Mapped[str | None] = mapped_column(sa.String(64))
     #: ``created``, ``blocked`` (see :attr:`host_import_error`), or ``None`` (not yet).
     host_import_state: Mapped[str | None] = mapped_column(sa.String(12))
     host_import_error: Mapped[str | None] = mapped_column(sa.Text)
@@ -266,6 +272,26 @@ class OrderEvent(Base):
 
     def __repr__(self) -> str:
         return f"<OrderEvent {self.kind} {self.from_status}->{self.to_status}>"
+
+
+class StoreEvent(Base):
+    """One entry of a store's activity log: connected, settings changed, sync requested …
+
+    Every admin action is recorded with the acting user (``actor``)."""
+
+    __tablename__ = "amazon_store_events"
+    __table_args__ = (sa.Index("ix_amazon_store_events_store", "store_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_stores.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: ``store_connected``, ``settings_changed``, ``sync_requested`` …
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    actor: Mapped[str] = mapped_column(sa.String(120), default="admin")
+    message: Mapped[str | None] = mapped_column(sa.Text)
+
+    def __repr__(self) -> str:
+        return f"<StoreEvent {self.kind} store={self.store_id}>"
 
 
 class SyncRun(Base):

@@ -8,22 +8,46 @@ from example_app import amazon_orders
 from example_app.models import CATALOG
 
 
+def _login(client, user: str = "mia") -> None:
+    import re
+
+    page = client.get("/login").data.decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert client.post("/login", data={"user": user, "csrf_token": token}).status_code == 302
+
+
+def test_amazon_pages_need_a_shop_login(shop):
+    client = shop.test_client()
+    denied = client.get("/admin/amazon/")
+    assert denied.status_code == 403
+    assert "Log in" in denied.data.decode()  # inside the shop's own layout
+    _login(client, "victor")
+    assert client.get("/admin/amazon/").status_code == 200
+    assert client.get("/admin/amazon/stores/new").status_code == 403  # a viewer
+    _login(client, "mia")
+    assert client.get("/admin/amazon/stores/new").status_code == 200
+
+
 def test_shop_pages_show_products_and_imported_amazon_orders(shop, sandbox, seller):
     catalog = [{"sku": sku, "title": title, "price": price} for sku, title, price in CATALOG]
     sandbox.control.generate_orders(seller["seller_id"], 30, seed=41, catalog=catalog)
     client = shop.test_client()
+    _login(client)
     assert b"Cast-iron teapot" in client.get("/").data
-    empty = client.get("/amazon").data.decode()
+    empty = client.get("/admin/amazon/").data.decode()
     assert "No Amazon store is connected" in empty
 
     with shop.app_context():
         store = connect_store(seller, name="Teahouse Amazon.de")
         run = amazon_orders.sync(store)
         assert run.status == "succeeded"
+        store_id = store.id
 
-    page = " ".join(client.get("/amazon").data.decode().split())
-    assert "Teahouse Amazon.de" in page
-    assert "30 orders seen, 30 new" in page
+    cards = " ".join(client.get("/admin/amazon/").data.decode().split())
+    assert "Teahouse Amazon.de" in cards and "Orders per day, last 30 days (30)" in cards
+    page = " ".join(client.get(f"/admin/amazon/stores/{store_id}").data.decode().split())
+    assert "Recent Orders" in page
+    assert '<td class="ao-num">30</td>' in page  # the sync: 30 new orders
     newest = max(
         (
             sandbox.control.get_order(o["orderId"])
@@ -50,20 +74,21 @@ def test_imported_shop_order_pages_link_both_ways(shop, sandbox, seller):
         amazon_orders.session.commit()
         assert amazon_orders.sync(store).status == "succeeded"
     client = shop.test_client()
+    _login(client)
     listing = client.get("/orders").data.decode()
     numbers = re.findall(r'href="/orders/(\d+)">(T\d+)</a>', listing)
     assert len(numbers) == 8
     detail = client.get(f"/orders/{numbers[0][0]}").data.decode()
-    amazon_id = re.search(r"#order-([\d-]+)", detail).group(1)
+    amazon_url = re.search(r'href="(/admin/amazon/stores/\d+/orders/[\d-]+)"', detail).group(1)
     assert "Processing" in detail
-    amazon_page = client.get("/amazon").data.decode()
-    assert f'id="order-{amazon_id}"' in amazon_page
-    assert f">{numbers[0][1]}</a>" in amazon_page
-    assert "Order import is <strong>on</strong>" in amazon_page
+    amazon_page = " ".join(client.get(amazon_url).data.decode().split())
+    assert "Amazon Order Details" in amazon_page
+    assert f'href="/orders/{numbers[0][0]}">Open shop order {numbers[0][1]}</a>' in amazon_page
+    assert "This order is managed in the shop&#39;s order workflow." in amazon_page
     assert client.get("/orders/99999").status_code == 404
 
 
-def test_amazon_page_actions_come_from_the_routing_rule(shop, sandbox, seller):
+def test_amazon_order_actions_come_from_the_routing_rule(shop, sandbox, seller):
     import datetime as dt
 
     now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
@@ -77,12 +102,17 @@ def test_amazon_page_actions_come_from_the_routing_rule(shop, sandbox, seller):
     with shop.app_context():
         store = connect_store(seller, name="Import off")
         assert amazon_orders.sync(store).status == "succeeded"
-    page = " ".join(shop.test_client().get("/amazon").data.decode().split())
+        store_id = store.id
+    client = shop.test_client()
+    _login(client)
+    page = " ".join(
+        client.get(f"/admin/amazon/stores/{store_id}/orders/{pending}").data.decode().split()
+    )
     link = f'href="https://sellercentral.amazon.de/orders-v3/order/{pending}"'
-    assert f'{link} title="Pending and partially shipped orders can be cancelled only' in page
-    assert ">Cancel in Seller Central</a>" in page
-    assert ">Manage in Seller Central</a>" in page
-    assert "Manage in the shop" not in page
+    assert f'{link} rel="noopener" target="_blank">Cancel in Seller Central</a>' in page
+    assert f'{link} rel="noopener" target="_blank">Manage in Seller Central</a>' in page
+    assert "Pending and partially shipped orders can be cancelled only in Seller Central." in page
+    assert "Open shop order" not in page
 
 
 def test_shop_workflow_changes_status_with_a_valid_form_only(shop):

@@ -380,18 +380,25 @@ def test_cli_import_retries_blocked_orders_once_the_cause_is_fixed(shop, sandbox
     assert set(_shop_orders(shop)) == {bad}
 
 
-def test_missing_host_adapter_is_a_banner_on_the_shop_amazon_page(shop, sandbox, seller):
-    _connect(shop, seller, enabled=True)
+def test_missing_host_adapter_is_a_banner_on_the_admin_pages(shop, sandbox, seller):
+    store_id = _connect(shop, seller, enabled=True)
+    client = shop.test_client()
+    with client.session_transaction() as browser:
+        browser["user"] = "mia"
+    pages = ("/admin/amazon/", f"/admin/amazon/stores/{store_id}")
     saved = amazon_orders.host
     amazon_orders.host = None
     try:
-        page = shop.test_client().get("/amazon").data.decode()
+        shown = [client.get(url).data.decode() for url in pages]
         cli = shop.test_cli_runner().invoke(args=["amazon-orders", "import"])
     finally:
         amazon_orders.host = saved
-    assert 'role="alert">Order import is enabled, but the shop registered no host adapter' in page
+    for page in shown:
+        assert "Shop orders cannot be created." in page
+        assert "the shop registered no host adapter" in page
     assert cli.exit_code == 1 and "registered no host adapter" in cli.output
-    assert 'role="alert"' not in shop.test_client().get("/amazon").data.decode()
+    for url in pages:
+        assert "Shop orders cannot be created." not in client.get(url).data.decode()
 
 
 class BareAdapter(ShopAdapter):

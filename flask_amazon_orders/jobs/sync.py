@@ -474,6 +474,13 @@ def sync_store(
     run = SyncRun(store_id=store.id, trigger=trigger, status="running")
     session.add(run)
     store.last_sync_at = run.started_at = utcnow()
+    # This run serves an admin's "Sync now" made before it started.
+    session.execute(
+        sa.update(Store)
+        .where(Store.id == store.id, Store.sync_requested_at <= run.started_at)
+        .values(sync_requested_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
     session.commit()
 
     client = None
@@ -660,8 +667,13 @@ def sync_all(
     :param should_stop: asked before each store; ``True`` ends the round early.
     """
     ext = get_extension()
+    # Stores an admin asked to sync ("Sync now") go first.
     ids = list(
-        ext.session.scalars(sa.select(Store.id).where(Store.active.is_(True)).order_by(Store.id))
+        ext.session.scalars(
+            sa.select(Store.id)
+            .where(Store.active.is_(True))
+            .order_by(Store.sync_requested_at.is_(None), Store.sync_requested_at, Store.id)
+        )
     )
     runs = []
     first_error: Exception | None = None

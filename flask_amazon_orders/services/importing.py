@@ -34,7 +34,7 @@ from .. import signals
 from ..extension import get_extension
 from ..host import COMPLETE, HostAdapter, HostOrderError
 from ..models import AmazonOrder, OrderEvent, Store, utcnow
-from .stores import get_store
+from .stores import get_store, record
 
 log = logging.getLogger("flask_amazon_orders.importing")
 
@@ -140,6 +140,8 @@ def _create_one(
     if not isinstance(reference, str) or not reference:
         raise HostOrderError("The host's create_order returned no order reference.")
     order.host_order_ref = reference
+    with _adapter_may_not_commit(session):
+        order.host_order_number = adapter.order_number(reference) or reference
     order.host_import_state = "created"
     order.host_import_error = None
     order.host_imported_at = utcnow()
@@ -150,7 +152,7 @@ def _create_one(
             kind="host_order_created",
             actor=actor,
             to_status=order.status,
-            message=f"Shop order {reference} created ({status}).",
+            message=f"Shop order {order.host_order_number} created ({status}).",
         )
     )
     return reference, order, status
@@ -378,7 +380,9 @@ def set_order_import(store: Store | int, enabled: bool, *, actor: str = "admin")
     session = ext.session
     loaded = get_store(store)
     store_id = loaded.id
-    loaded.order_import_enabled = enabled
+    if loaded.order_import_enabled != enabled:
+        loaded.order_import_enabled = enabled
+        record(loaded, "settings_changed", actor, f"order import {'on' if enabled else 'off'}.")
     session.commit()
     log.info("%s: order import %s by %s", loaded.name, "enabled" if enabled else "disabled", actor)
     if enabled:

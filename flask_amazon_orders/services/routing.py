@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
+from ..i18n import N_
 from ..models import AmazonOrder, Store
 
 #: Seller Central's site per marketplace id (for deep links to an order).
@@ -82,7 +83,8 @@ class Route:
     #: Seller Central; ``None`` for :attr:`Place.HERE` and :attr:`Place.NONE`, or
     #: when the host gave no URL.
     url: str | None
-    #: One sentence for the admin, e.g. why the action is not here.
+    #: One sentence for the admin, e.g. why the action is not here (English; the
+    #: admin pages translate it).
     reason: str
 
     @property
@@ -119,48 +121,55 @@ def route(
     seller_central = seller_central_url(order, store)
     if action is Action.CANCEL:
         if status == "Unshipped":
-            return Route(action, Place.HERE, None, "Unshipped orders are cancelled here.")
+            return Route(action, Place.HERE, None, N_("Unshipped orders are cancelled here."))
         if status in ("Pending", "PendingAvailability", "PartiallyShipped"):
             return Route(
                 action,
                 Place.SELLER_CENTRAL,
                 seller_central,
-                "Pending and partially shipped orders can be cancelled only in Seller Central.",
+                N_("Pending and partially shipped orders can be cancelled only in Seller Central."),
             )
         if status in ("Shipped", "Unfulfillable"):
             return Route(
                 action,
                 Place.NONE,
                 None,
-                "A shipped order cannot be cancelled; returns and exchanges happen in "
-                "Seller Central.",
+                N_(
+                    "A shipped order cannot be cancelled; returns and exchanges happen in "
+                    "Seller Central."
+                ),
             )
-        return Route(action, Place.NONE, None, "The order is cancelled already.")
+        return Route(action, Place.NONE, None, N_("The order is cancelled already."))
     if action is Action.RETURN:
         if status in ("Shipped", "PartiallyShipped"):
             return Route(
                 action,
                 Place.SELLER_CENTRAL,
                 seller_central,
-                "Returns and exchanges of shipped orders happen in Seller Central.",
+                N_("Returns and exchanges of shipped orders happen in Seller Central."),
             )
-        return Route(action, Place.NONE, None, "Only shipped orders can be returned.")
+        return Route(action, Place.NONE, None, N_("Only shipped orders can be returned."))
     # Action.MANAGE: everything but cancellation.
     if store.order_import_enabled:
         if order.host_order_ref:
             return Route(
-                action, Place.HOST, host_url, "This order is managed in the shop's order workflow."
+                action,
+                Place.HOST,
+                host_url,
+                N_("This order is managed in the shop's order workflow."),
             )
         return Route(
             action,
             Place.HOST,
             None,
-            "Order import is enabled: this order is managed in the shop's order workflow "
-            "once it is imported.",
+            N_(
+                "Order import is enabled: this order is managed in the shop's order workflow "
+                "once it is imported."
+            ),
         )
     return Route(
         action,
         Place.SELLER_CENTRAL,
         seller_central,
-        "Order import is disabled: manage this order in Seller Central.",
+        N_("Order import is disabled: manage this order in Seller Central."),
     )

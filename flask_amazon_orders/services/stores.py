@@ -1,4 +1,6 @@
-"""Connecting and listing stores: the one code path for the CLI, the admin and the API."""
+"""Connecting, listing and configuring stores: the one code path for the CLI, the
+admin pages and the API. Every change is recorded in the store's activity log
+(:class:`~flask_amazon_orders.models.StoreEvent`) with who made it."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import sqlalchemy as sa
 from ..config import MARKETPLACES, resolve_marketplace
 from ..errors import ConfigurationError
 from ..extension import get_extension
-from ..models import Store
+from ..i18n import _
+from ..models import Store, StoreEvent, utcnow
 
 _SELLER_ID = re.compile(r"^[A-Z0-9]{6,40}$")
 
@@ -26,6 +29,7 @@ def add_store(
     refresh_token: str,
     region: str | None = None,
     order_import_enabled: bool = False,
+    actor: str = "api",
 ) -> Store:
     """Connect one Amazon seller account in one marketplace.
 
@@ -36,16 +40,20 @@ def add_store(
         stored encrypted.
     :param region: ``na``, ``eu`` or ``fe``; derived from the marketplace when omitted.
     :param order_import_enabled: the order import toggle.
+    :param actor: who connects it, for the activity log (``cli``, ``admin:<name>`` …).
     :raises ConfigurationError: a value is invalid or the store exists already.
     """
     ext = get_extension()
     name = name.strip()
     if not name or len(name) > 120:
-        raise ConfigurationError("The store name must be 1 to 120 characters.")
+        raise ConfigurationError(_("The store name must be 1 to 120 characters."))
     seller_id = seller_id.strip().upper()
     if not _SELLER_ID.match(seller_id):
         raise ConfigurationError(
-            f"{seller_id!r} is not an Amazon seller id (6 to 40 letters and digits)."
+            _(
+                "%(value)r is not an Amazon seller id (6 to 40 letters and digits).",
+                value=seller_id,
+            )
         )
     marketplace_id = resolve_marketplace(marketplace)
     expected_region = MARKETPLACES[marketplace_id][1]
@@ -53,11 +61,16 @@ def add_store(
         region = expected_region
     elif region.lower() != expected_region:
         raise ConfigurationError(
-            f"Marketplace {marketplace_id} belongs to region {expected_region!r}, not {region!r}."
+            _(
+                "Marketplace %(marketplace)s belongs to region %(expected)r, not %(region)r.",
+                marketplace=marketplace_id,
+                expected=expected_region,
+                region=region,
+            )
         )
     refresh_token = refresh_token.strip()
     if not refresh_token:
-        raise ConfigurationError("A refresh token is needed to connect a store.")
+        raise ConfigurationError(_("A refresh token is needed to connect a store."))
     session = ext.session
     exists = session.scalar(
         sa.select(Store.id).where(
@@ -66,8 +79,13 @@ def add_store(
     )
     if exists is not None:
         raise StoreExistsError(
-            f"Seller {seller_id} in marketplace {marketplace_id} is already connected "
-            f"(store {exists})."
+            _(
+                "Seller %(seller)s in marketplace %(marketplace)s is already connected "
+                "(store %(store)s).",
+                seller=seller_id,
+                marketplace=marketplace_id,
+                store=exists,
+            )
         )
     store = Store(
         name=name,
@@ -78,8 +96,38 @@ def add_store(
         order_import_enabled=order_import_enabled,
     )
     session.add(store)
+    session.flush()
+    record(store, "store_connected", actor, f"{name}: seller {seller_id} in {marketplace_id}.")
     session.commit()
     return store
+
+
+def record(store: Store | int, kind: str, actor: str, message: str | None = None) -> None:
+    """Add an entry to the store's activity log (in the session; the caller commits)."""
+    store_id = store if isinstance(store, int) else store.id
+    get_extension().session.add(
+        StoreEvent(store_id=store_id, kind=kind, actor=actor[:120], message=message)
+    )
+
+
+def request_sync(store: Store | int, *, actor: str = "admin") -> bool:
+    """Ask for a sync of ``store`` now ("Sync now"), without running it here.
+
+    The request is stored on the store and the embedded worker, if this process
+    runs one, is woken; a worker elsewhere (cron's ``flask amazon-orders sync``,
+    Celery) syncs every store at its next run. Returns whether a worker of this
+    process was woken.
+    """
+    ext = get_extension()
+    loaded = get_store(store)
+    loaded.sync_requested_at = utcnow()
+    record(loaded, "sync_requested", actor)
+    ext.session.commit()
+    worker = ext.worker
+    if worker is not None and worker.running:
+        worker.wake()
+        return True
+    return False
 
 
 def list_stores(*, active_only: bool = False) -> list[Store]:
@@ -121,12 +169,14 @@ def update_order_settings(
     *,
     initial_status: str | None = None,
     number_source: str | None = None,
+    actor: str = "api",
 ) -> Store:
     """Change how a store's Amazon orders become host orders.
 
     :param initial_status: the host status a new imported order starts in.
     :param number_source: ``host`` (the shop numbers its orders) or ``amazon``
         (the Amazon order id is the order number).
+    :param actor: who changes them, for the activity log.
     :raises ConfigurationError: a value is invalid; nothing is changed.
 
     The order import toggle itself is
@@ -137,15 +187,23 @@ def update_order_settings(
     if initial_status is not None:
         initial_status = initial_status.strip()
         if not initial_status or len(initial_status) > 40:
-            raise ConfigurationError("The initial status must be 1 to 40 characters.")
+            raise ConfigurationError(_("The initial status must be 1 to 40 characters."))
     if number_source is not None and number_source not in NUMBER_SOURCES:
         raise ConfigurationError(
-            f"The order number source must be one of {', '.join(NUMBER_SOURCES)}, "
-            f"not {number_source!r}."
+            _(
+                "The order number source must be one of %(choices)s, not %(value)r.",
+                choices=", ".join(NUMBER_SOURCES),
+                value=number_source,
+            )
         )
-    if initial_status is not None:
+    changes = []
+    if initial_status is not None and initial_status != loaded.import_initial_status:
+        changes.append(f"initial status {loaded.import_initial_status} -> {initial_status}")
         loaded.import_initial_status = initial_status
-    if number_source is not None:
+    if number_source is not None and number_source != loaded.order_number_source:
+        changes.append(f"order number source {loaded.order_number_source} -> {number_source}")
         loaded.order_number_source = number_source
+    if changes:
+        record(loaded, "settings_changed", actor, "; ".join(changes) + ".")
     session.commit()
     return loaded

@@ -1,0 +1,92 @@
+"""Translations and locale-aware formatting (the admin pages and the messages they show).
+
+The pages are in English with a German translation, in the gettext domain
+``flask_amazon_orders`` (``flask_amazon_orders/translations``). The locale is the
+host's: the pages use Flask-Babel's ``get_locale()``, so a host that set up
+Flask-Babel with its own locale selector decides. A host without Flask-Babel
+gets one set up by :func:`init_babel`, choosing from the browser's
+``Accept-Language`` among the languages shipped here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from decimal import Decimal
+from typing import Any
+
+from flask import Flask, has_request_context, request
+from flask_babel import Babel, Domain, format_currency, format_decimal, get_locale
+
+TRANSLATIONS = os.path.join(os.path.dirname(__file__), "translations")
+DOMAIN = "flask_amazon_orders"
+#: The languages the admin pages are translated into.
+LANGUAGES = ("en", "de")
+
+domain = Domain(translation_directories=[TRANSLATIONS], domain=DOMAIN)
+
+
+def gettext(string: str, **variables: Any) -> str:
+    """Translate ``string`` into the request's language (``_`` in templates).
+
+    Outside a request (CLI, jobs) the text stays English."""
+    return str(domain.gettext(string, **variables))
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
+    return str(domain.ngettext(singular, plural, num, **variables))
+
+
+_ = gettext
+
+#: What the pages show for "no value" (an en dash).
+NONE = "\u2013"
+
+
+def N_(string: str) -> str:
+    """Mark ``string`` for translation where it is defined; translate it where shown."""
+    return string
+
+
+def _select_locale() -> str | None:
+    if not has_request_context():
+        return None
+    return request.accept_languages.best_match(LANGUAGES)
+
+
+def init_babel(app: Flask) -> None:
+    """Set up Flask-Babel on ``app`` unless the host did already (the host's wins)."""
+    if "babel" not in app.extensions:
+        Babel(app, locale_selector=_select_locale)
+
+
+def language() -> str:
+    """The request's language code, e.g. ``de`` (for ``<html lang>``)."""
+    locale = get_locale()
+    return locale.language if locale is not None else "en"
+
+
+def money(amount: Decimal | None, currency: str | None) -> str:
+    """An amount in its currency, as the request's locale writes it (``59,00 €``)."""
+    if amount is None:
+        return NONE
+    if not currency:
+        return str(format_decimal(amount, format="#,##0.00"))
+    return str(format_currency(amount, currency))
+
+
+def when(value: dt.datetime | None, *, zone: bool = True) -> str:
+    """A UTC time, written the same for every locale: ``2026-11-30 14:05 UTC``.
+
+    The numeric ISO form sorts and reads alike in English and German, and says
+    plainly which time zone it is in (tables say it once, in the column head:
+    ``zone=False``)."""
+    if value is None:
+        return NONE
+    value = value.astimezone(dt.timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M UTC" if zone else "%Y-%m-%d %H:%M")
+
+
+def number(value: int) -> str:
+    """A count with the locale's thousands separator."""
+    return str(format_decimal(value))
