@@ -30,6 +30,8 @@ docs: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_sync.py
+	$(BIN)/python bench/bench_admin.py
+	$(BIN)/python bench/bench_cancel.py
 
 # Extract the admin pages' text, merge it into every catalog, compile the catalogs.
 CATALOGS := flask_amazon_orders/translations

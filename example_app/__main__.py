@@ -17,11 +17,8 @@ import threading
 from flask_amazon_orders.sandbox import SandboxServer
 
 from . import amazon_orders, create_app, init_db
-from .models import CATALOG
+from .demo import DEMO_SELLER, SANDBOX_CATALOG, connect_stores, create_sellers, sandbox_config
 
-DEMO_SELLER = "A2DEMOTEAHOUSE"
-#: A second seller account, in France, whose store keeps order import off.
-DEMO_SELLER_FR = "A2DEMOTEAHOUSEFR"
 #: The demo runs Amazon's published rate limits this many times faster, so that
 #: a sync every 30 s never waits for Amazon's one-call-per-three-minutes pace.
 TIME_SCALE = 6.0
@@ -37,7 +34,7 @@ def _amazon_life(control, seller_id: str, stop: threading.Event, every: float) -
                 1,
                 start=(now - dt.timedelta(seconds=30)).isoformat(),
                 end=now.isoformat(),
-                catalog=[{"sku": s, "title": t, "price": p} for s, t, p in CATALOG],
+                catalog=SANDBOX_CATALOG,
                 statuses={"PENDING": 1, "UNSHIPPED": 3},
             )
             control.advance(seller_id=seller_id, count=2)
@@ -58,24 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     sandbox = SandboxServer(time_scale=TIME_SCALE, seed=7)
     sandbox.start()
     control = sandbox.control
-    seller = control.create_seller(
-        seller_id=DEMO_SELLER, name="Teahouse", marketplace_id="A1PA6795UKMFR9"
-    )
-    catalog = [{"sku": sku, "title": title, "price": price} for sku, title, price in CATALOG]
-    control.generate_orders(DEMO_SELLER, args.orders, catalog=catalog)
-    seller_fr = control.create_seller(
-        seller_id=DEMO_SELLER_FR, name="Teahouse FR", marketplace_id="A13V1IB3VIYZZH"
-    )
-    control.generate_orders(DEMO_SELLER_FR, max(args.orders // 3, 1), catalog=catalog, seed=8)
-
+    seller, seller_fr = create_sellers(control, args.orders)
     app = create_app(
         {
             "DATABASE_FILE": "demo.sqlite",
-            "AMAZON_ORDERS_ENDPOINT": sandbox.url,
-            "AMAZON_ORDERS_LWA_URL": sandbox.url + "/auth/o2/token",
-            "AMAZON_ORDERS_LWA_CLIENT_ID": "sandbox-client-id",
-            "AMAZON_ORDERS_LWA_CLIENT_SECRET": "sandbox-client-secret",
-            "AMAZON_ORDERS_RATE_LIMIT_SCALE": TIME_SCALE,
+            **sandbox_config(sandbox.url, time_scale=TIME_SCALE),
             "AMAZON_ORDERS_EMBEDDED_WORKER": True,
             "AMAZON_ORDERS_SYNC_INTERVAL_SECONDS": 30,
         }
@@ -85,25 +69,7 @@ def main(argv: list[str] | None = None) -> None:
 
         db.drop_all()
         init_db()
-        # Import on: Amazon orders become shop orders, managed in the shop's workflow.
-        store = amazon_orders.add_store(
-            name="Teahouse Amazon.de",
-            seller_id=DEMO_SELLER,
-            marketplace="DE",
-            refresh_token=seller["refresh_token"],
-            order_import_enabled=True,
-        )
-        # Only orders placed after connecting become shop orders: the demo store
-        # was "connected" a day ago, so its recent orders are imported.
-        store.connected_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
-        # Import off: orders are shown only and managed in Seller Central.
-        amazon_orders.add_store(
-            name="Teahouse Amazon.fr",
-            seller_id=DEMO_SELLER_FR,
-            marketplace="FR",
-            refresh_token=seller_fr["refresh_token"],
-        )
-        db.session.commit()
+        connect_stores(seller, seller_fr)
     worker = amazon_orders._state(app).worker
     assert worker is not None
     worker.start()

@@ -78,6 +78,19 @@ class ShopAdapter(HostAdapter):
             raise HostOrderError(f"Shop order {reference} does not exist.")
         order.status = status
 
+    def order_status(self, reference: str) -> str | None:
+        return self.order_statuses([reference])[reference]
+
+    def order_statuses(self, references: list[str]) -> dict[str, str | None]:
+        # One query; the orders stay loaded for the set_status calls that follow
+        # (the session holds unchanged objects only weakly, so keep them here).
+        orders = db.session.scalars(
+            sa.select(ShopOrder).where(ShopOrder.id.in_([int(r) for r in references]))
+        ).all()
+        db.session.info.setdefault("shop_orders", []).extend(orders)
+        found = {str(order.id): order.status for order in orders}
+        return {reference: found.get(reference) for reference in references}
+
     def order_number(self, reference: str) -> str | None:
         return db.session.scalar(sa.select(ShopOrder.number).where(ShopOrder.id == int(reference)))
 

@@ -242,6 +242,111 @@ def import_command(store_refs: tuple[str, ...]) -> None:
         )
 
 
+def _reason_choices() -> list[str]:
+    from .services.cancelling import REASONS
+
+    return [reason.value for reason in REASONS]
+
+
+@amazon_orders_cli.command("cancel")
+@click.argument("order_ids", nargs=-1, required=True)
+@click.option(
+    "--reason",
+    required=True,
+    type=click.Choice(_reason_choices()),
+    help="Amazon's reason for cancellation.",
+)
+@click.option("--memo", help="A seller memo kept with the cancellation.")
+@click.option("--store", "store_ref", help="Store id or name (default: found by order id).")
+@with_appcontext
+def cancel_command(
+    order_ids: tuple[str, ...], reason: str, memo: str | None, store_ref: str | None
+) -> None:
+    """Cancel unshipped Amazon orders (one feed to Amazon for all of them).
+
+    The orders are cancelled here at once and sent to Amazon by the worker or
+    by 'flask amazon-orders feeds'.
+    """
+    import sqlalchemy as sa
+
+    from .extension import get_extension
+    from .models import AmazonOrder
+    from .services.cancelling import cancel_orders
+    from .services.stores import find_store
+
+    session = get_extension().session
+    try:
+        if store_ref:
+            stores = {find_store(store_ref).id: list(order_ids)}
+        else:
+            found = dict(
+                session.execute(
+                    sa.select(AmazonOrder.amazon_order_id, AmazonOrder.store_id).where(
+                        AmazonOrder.amazon_order_id.in_(order_ids)
+                    )
+                ).all()
+            )
+            unknown = [o for o in order_ids if o not in found]
+            if unknown:
+                raise LookupError(f"No stored Amazon order {', '.join(unknown)}.")
+            stores = {}
+            for order_id in order_ids:
+                stores.setdefault(found[order_id], []).append(order_id)
+        refused = {}
+        for store_id, ids in stores.items():
+            result = cancel_orders(store_id, ids, reason=reason, memo=memo, actor="cli")
+            for amazon_order_id in result.cancelled:
+                click.echo(f"{amazon_order_id}: cancelled, queued for Amazon.")
+            refused.update(result.refused)
+    except (AmazonOrdersError, LookupError) as exc:
+        raise _fail(exc) from None
+    for order_id, why in refused.items():
+        click.echo(f"{order_id}: not cancelled: {why}", err=True)
+    if refused:
+        raise click.ClickException(f"{len(refused)} of {len(order_ids)} orders not cancelled.")
+
+
+@amazon_orders_cli.command("feeds")
+@click.option(
+    "--store",
+    "store_refs",
+    multiple=True,
+    help="Store id or name (repeatable). Default: every store with cancellations on their way.",
+)
+@click.option("--wait", is_flag=True, help="Keep polling until Amazon answered every feed.")
+@with_appcontext
+def feeds_command(store_refs: tuple[str, ...], wait: bool) -> None:
+    """Send queued cancellations to Amazon and collect Amazon's answers."""
+    from .extension import get_extension
+    from .jobs.feeds import next_poll_due, process_all_feeds, process_feeds
+    from .models import utcnow
+    from .services.stores import find_store
+
+    try:
+        stores = [find_store(ref) for ref in store_refs]
+    except LookupError as exc:
+        raise _fail(exc) from None
+    while True:
+        runs = [process_feeds(s.id) for s in stores] if stores else process_all_feeds()
+        for run in runs:
+            for feed_id in run.submitted:
+                click.echo(f"Feed {feed_id} sent.")
+            if run.confirmed or run.rejected or run.requeued:
+                click.echo(
+                    f"{run.confirmed} confirmed, {run.rejected} rejected, "
+                    f"{run.requeued} queued again."
+                )
+            for error in run.errors:
+                click.echo(f"Error: {error}", err=True)
+        due = next_poll_due()
+        if not wait or due is None:
+            if due is not None:
+                click.echo(f"Feeds are still being processed; next poll due {due:%H:%M:%S} UTC.")
+            break
+        get_extension().session.remove()
+        time.sleep(max(0.05, (due - utcnow()).total_seconds()))
+
+
 @amazon_orders_cli.command("worker")
 @click.option("--interval", type=float, help="Seconds between rounds (default: config).")
 @click.option("--once", is_flag=True, help="Run one round and exit (for cron).")

@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "AMAZON_ORDERS_RETRY_BACKOFF_SECONDS": 1.0,
     "AMAZON_ORDERS_RETRY_BACKOFF_CAP_SECONDS": 60.0,
     "AMAZON_ORDERS_RATE_LIMIT_SCALE": 1.0,
+    # Feeds (cancellations): seconds between polls of a submitted feed.
+    "AMAZON_ORDERS_FEED_POLL_SECONDS": 30.0,
     # Admin pages.
     "AMAZON_ORDERS_ADMIN_URL_PREFIX": "/amazon-orders",
     "AMAZON_ORDERS_BASE_TEMPLATE": "amazon_orders/base.html",
@@ -117,6 +119,7 @@ class Settings:
     retry_backoff_seconds: float
     retry_backoff_cap_seconds: float
     rate_limit_scale: float
+    feed_poll_seconds: float
     admin_url_prefix: str | None
     base_template: str
     admin_page_size: int
@@ -230,6 +233,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
             config, "AMAZON_ORDERS_RETRY_BACKOFF_CAP_SECONDS", float, 0
         ),
         rate_limit_scale=_number(config, "AMAZON_ORDERS_RATE_LIMIT_SCALE", float, 0.000001),
+        feed_poll_seconds=_number(config, "AMAZON_ORDERS_FEED_POLL_SECONDS", float, 1),
         admin_url_prefix=_url_prefix(config, "AMAZON_ORDERS_ADMIN_URL_PREFIX"),
         base_template=_optional_text(config, "AMAZON_ORDERS_BASE_TEMPLATE")
         or "amazon_orders/base.html",

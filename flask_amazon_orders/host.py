@@ -78,6 +78,23 @@ class HostAdapter:
         """Move the host order ``reference`` to ``status`` (in the session, no commit)."""
         raise NotImplementedError
 
+    def order_status(self, reference: str) -> str | None:
+        """The host order's current status, or ``None`` if the host does not say.
+
+        Read before a cancellation moves the order to :data:`COMPLETE`, so that the
+        status can be restored if Amazon rejects the cancellation; without it the
+        extension restores the status it last set itself.
+        """
+        return None
+
+    def order_statuses(self, references: list[str]) -> dict[str, str | None]:
+        """:meth:`order_status` of many host orders at once (a bulk cancellation).
+
+        The default asks :meth:`order_status` for each; a host with many orders
+        per cancellation answers with one query instead.
+        """
+        return {reference: self.order_status(reference) for reference in references}
+
     def order_number(self, reference: str) -> str | None:
         """The number the shop shows for its order ``reference`` (admins search by
         it). Called right after :meth:`create_order`, in the same session; the

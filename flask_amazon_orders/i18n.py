@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from decimal import Decimal
 from typing import Any
 
 from flask import Flask, has_request_context, request
-from flask_babel import Babel, Domain, format_currency, format_decimal, get_locale
+from flask_babel import Babel, Domain
 
 TRANSLATIONS = os.path.join(os.path.dirname(__file__), "translations")
 DOMAIN = "flask_amazon_orders"
@@ -60,21 +59,6 @@ def init_babel(app: Flask) -> None:
         Babel(app, locale_selector=_select_locale)
 
 
-def language() -> str:
-    """The request's language code, e.g. ``de`` (for ``<html lang>``)."""
-    locale = get_locale()
-    return locale.language if locale is not None else "en"
-
-
-def money(amount: Decimal | None, currency: str | None) -> str:
-    """An amount in its currency, as the request's locale writes it (``59,00 €``)."""
-    if amount is None:
-        return NONE
-    if not currency:
-        return str(format_decimal(amount, format="#,##0.00"))
-    return str(format_currency(amount, currency))
-
-
 def when(value: dt.datetime | None, *, zone: bool = True) -> str:
     """A UTC time, written the same for every locale: ``2026-11-30 14:05 UTC``.
 
@@ -85,8 +69,3 @@ def when(value: dt.datetime | None, *, zone: bool = True) -> str:
         return NONE
     value = value.astimezone(dt.timezone.utc)
     return value.strftime("%Y-%m-%d %H:%M UTC" if zone else "%Y-%m-%d %H:%M")
-
-
-def number(value: int) -> str:
-    """A count with the locale's thousands separator."""
-    return str(format_decimal(value))

@@ -125,6 +125,9 @@ class Store(Base):
     #: The sync lease: one sync per store at a time (see ``jobs.sync``).
     sync_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sync_lease_owner: Mapped[str | None] = mapped_column(sa.String(32))
+    #: The feed job's lease (see ``jobs.leases``).
+    feed_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    feed_lease_owner: Mapped[str | None] = mapped_column(sa.String(32))
     last_sync_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_sync_succeeded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_sync_error: Mapped[str | None] = mapped_column(sa.Text)
@@ -150,7 +153,9 @@ class AmazonOrder(Base):
     __table_args__ = (
         sa.UniqueConstraint("store_id", "amazon_order_id"),
         sa.Index("ix_amazon_orders_store_purchased", "store_id", "purchased_at"),
-        sa.Index("ix_amazon_orders_store_status", "store_id", "status", "purchased_at"),
+        # Counts per status (narrow), and a status filter sorted by purchase date.
+        sa.Index("ix_amazon_orders_store_status", "store_id", "status"),
+        sa.Index("ix_amazon_orders_store_status_purchased", "store_id", "status", "purchased_at"),
         sa.Index("ix_amazon_orders_store_import", "store_id", "host_import_state", "purchased_at"),
         sa.Index("ix_amazon_orders_store_host_number", "store_id", "host_order_number"),
     )
@@ -192,6 +197,9 @@ class AmazonOrder(Base):
     host_imported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: The host status the extension last set on the host order.
     host_status: Mapped[str | None] = mapped_column(sa.String(40))
+    #: The state of the newest cancellation from the admin pages (see
+    #: :class:`Cancellation`): ``queued``, ``sent``, ``confirmed``, ``rejected`` or ``None``.
+    cancellation_state: Mapped[str | None] = mapped_column(sa.String(12))
     #: Buyer and shipping address, encrypted JSON; ``None`` once purged.
     buyer_data_encrypted: Mapped[str | None] = mapped_column(sa.Text)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -223,13 +231,17 @@ class AmazonOrderItem(Base):
     """One line of an Amazon order."""
 
     __tablename__ = "amazon_order_items"
-    __table_args__ = (sa.UniqueConstraint("order_id", "order_item_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("order_id", "order_item_id"),
+        # Search by SKU: the index alone answers which orders hold it.
+        sa.Index("ix_amazon_order_items_sku_order", "seller_sku", "order_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_orders.id", ondelete="CASCADE"))
     order_item_id: Mapped[str] = mapped_column(sa.String(20))
     asin: Mapped[str | None] = mapped_column(sa.String(20))
-    seller_sku: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    seller_sku: Mapped[str | None] = mapped_column(sa.String(64))
     title: Mapped[str | None] = mapped_column(sa.Text)
     condition: Mapped[str | None] = mapped_column(sa.String(20))
     quantity_ordered: Mapped[int] = mapped_column(default=0)
@@ -272,6 +284,86 @@ class OrderEvent(Base):
 
     def __repr__(self) -> str:
         return f"<OrderEvent {self.kind} {self.from_status}->{self.to_status}>"
+
+
+class FeedSubmission(Base):
+    """One feed sent (or being sent) to Amazon: its document and where it stands.
+
+    The document is built and stored before anything is sent, so a crash at
+    any step resumes with the same document and the same message ids.
+    """
+
+    __tablename__ = "amazon_feed_submissions"
+    __table_args__ = (sa.Index("ix_amazon_feed_submissions_store_state", "store_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_stores.id", ondelete="CASCADE"))
+    #: ``POST_ORDER_ACKNOWLEDGEMENT_DATA`` …
+    feed_type: Mapped[str] = mapped_column(sa.String(60))
+    #: ``built`` → ``creating`` (createFeed sent) → ``submitted`` → ``done``, or
+    #: ``fatal`` / ``cancelled`` (Amazon's terminal states) and ``failed`` (given up).
+    state: Mapped[str] = mapped_column(sa.String(12), default="built")
+    document: Mapped[str] = mapped_column(sa.Text)
+    messages: Mapped[int] = mapped_column(default=0)
+    feed_document_id: Mapped[str | None] = mapped_column(sa.String(200))
+    feed_id: Mapped[str | None] = mapped_column(sa.String(40))
+    #: When createFeed was (last) sent: a crash right after it is resumed by
+    #: looking for a feed Amazon created at that time.
+    create_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    processing_status: Mapped[str | None] = mapped_column(sa.String(12))
+    polls: Mapped[int] = mapped_column(default=0)
+    next_poll_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The processing report's summary, e.g. ``2 processed, 1 with errors``.
+    result: Mapped[str | None] = mapped_column(sa.Text)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<FeedSubmission {self.id} {self.feed_type} {self.state}>"
+
+
+class Cancellation(Base):
+    """An admin's cancellation of a whole Amazon order: stored first (the outbox),
+    then sent to Amazon in a feed with the store's other cancellations."""
+
+    __tablename__ = "amazon_cancellations"
+    __table_args__ = (
+        sa.Index("ix_amazon_cancellations_store_state", "store_id", "state"),
+        sa.Index("ix_amazon_cancellations_order", "order_id", "id"),
+        sa.UniqueConstraint("submission_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_stores.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_orders.id", ondelete="CASCADE"))
+    #: The feed's CancelReason: ``NoInventory``, ``BuyerCanceled`` …
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    #: The seller's note (kept here; Amazon's feed has no field for it).
+    memo: Mapped[str | None] = mapped_column(sa.Text)
+    #: ``queued`` → ``sent`` → ``confirmed`` or ``rejected``.
+    state: Mapped[str] = mapped_column(sa.String(12), default="queued")
+    actor: Mapped[str] = mapped_column(sa.String(120), default="admin")
+    #: The Amazon status and the shop order's status before the cancellation
+    #: (restored if Amazon rejects it).
+    status_before: Mapped[str] = mapped_column(sa.String(24))
+    host_status_before: Mapped[str | None] = mapped_column(sa.String(40))
+    submission_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("amazon_feed_submissions.id", ondelete="SET NULL")
+    )
+    message_id: Mapped[int | None] = mapped_column()
+    #: How many feeds carried it (a FATAL feed's cancellations are sent again).
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: Amazon's answer (the processing report's message) or why it was not sent.
+    result: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    order: Mapped[AmazonOrder] = relationship(lazy="raise_on_sql")
+
+    def __repr__(self) -> str:
+        return f"<Cancellation {self.id} order={self.order_id} {self.reason} {self.state}>"
 
 
 class StoreEvent(Base):

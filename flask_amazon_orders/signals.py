@@ -80,7 +80,41 @@ host_order_blocked = _signals.signal("host-order-blocked")
 #: ``reference``, ``status``.
 host_order_status_changed = _signals.signal("host-order-status-changed")
 
+#: An admin (or the CLI, or the API) asked to cancel an order; sent *before* the
+#: cancellation is accepted, so a receiver can refuse it by raising
+#: :class:`CancellationRefused` with a reason for the admin. Nothing is stored yet.
+#: Keyword arguments: ``store``, ``order``, ``reason`` (the feed's CancelReason,
+#: e.g. ``NoInventory``), ``memo``, ``actor``.
+cancellation_requested = _signals.signal("cancellation-requested")
+
+#: A cancellation was accepted and stored: the order is ``Canceled`` here, the
+#: linked host order ``Complete``, and the cancellation waits to be sent to
+#: Amazon. Keyword arguments: ``store``, ``order``, ``cancellation``
+#: (:class:`~flask_amazon_orders.models.Cancellation`).
+cancellation_queued = _signals.signal("cancellation-queued")
+
+#: Amazon processed the cancellation: the order is cancelled on Amazon, and Amazon
+#: tells the buyer. Keyword arguments: ``store``, ``order``, ``cancellation``.
+cancellation_confirmed = _signals.signal("cancellation-confirmed")
+
+#: Amazon rejected the cancellation (the order shipped meanwhile …), or the order
+#: was no longer Unshipped when it was to be sent: the order has Amazon's real
+#: status again and the host order its status from before. Keyword arguments:
+#: ``store``, ``order``, ``cancellation``, ``message`` (why).
+cancellation_rejected = _signals.signal("cancellation-rejected")
+
+
+class CancellationRefused(Exception):
+    """Raised by a :data:`cancellation_requested` receiver to refuse a cancellation;
+    the message is shown to the admin and nothing changes."""
+
+
 __all__ = [
+    "CancellationRefused",
+    "cancellation_confirmed",
+    "cancellation_queued",
+    "cancellation_rejected",
+    "cancellation_requested",
     "host_order_blocked",
     "host_order_created",
     "host_order_status_changed",

@@ -384,15 +384,16 @@ def test_sync_runs_are_recorded(db, store, seller, sandbox):
 
 
 def test_two_syncs_of_one_store_never_run_at_once(db, store, seller, sandbox):
-    from flask_amazon_orders.jobs.sync import _acquire_lease, _release_lease
+    from flask_amazon_orders.jobs import leases
+    from flask_amazon_orders.jobs.sync import SYNC_LEASE
 
     sandbox.control.generate_orders(seller["seller_id"], 20, seed=14)
-    assert _acquire_lease(db.session, store.id, "other-worker")
+    assert leases.acquire(db.session, store.id, "other-worker", "sync", SYNC_LEASE)
     skipped = sync_store(store)
     assert skipped.status == "skipped"
     assert "Another sync" in skipped.error
     assert _count(db, AmazonOrder) == 0
-    _release_lease(db.session, store.id, "other-worker")
+    leases.release(db.session, store.id, "other-worker", "sync")
     assert sync_store(store).status == "succeeded"
     assert _count(db, AmazonOrder) == 20
     assert db.session.get(Store, store.id).sync_lease_until is None

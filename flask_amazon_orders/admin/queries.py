@@ -19,7 +19,17 @@ from sqlalchemy.orm import raiseload
 
 from ..extension import get_extension
 from ..i18n import N_
-from ..models import AmazonOrder, AmazonOrderItem, OrderEvent, Store, StoreEvent, SyncRun, utcnow
+from ..models import (
+    AmazonOrder,
+    AmazonOrderItem,
+    Cancellation,
+    FeedSubmission,
+    OrderEvent,
+    Store,
+    StoreEvent,
+    SyncRun,
+    utcnow,
+)
 
 CHART_DAYS = 30
 
@@ -237,7 +247,10 @@ def _day_start(day: dt.date) -> dt.datetime:
 
 
 def _conditions(store_id: int, where: OrderFilter) -> list[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = [AmazonOrder.store_id == store_id]
+    store = AmazonOrder.store_id == store_id
+    if where.q:
+        store = (AmazonOrder.store_id + 0) == store_id  # see _search
+    conditions: list[sa.ColumnElement[bool]] = [store]
     if where.status:
         conditions.append(AmazonOrder.status == where.status)
     if where.channel:
@@ -260,7 +273,12 @@ def _conditions(store_id: int, where: OrderFilter) -> list[sa.ColumnElement[bool
 
 
 def _search(store_id: int, text: str) -> sa.ColumnElement[bool]:
-    """An Amazon order id (or its beginning), a seller SKU, or a host order number."""
+    """An Amazon order id (or its beginning), a seller SKU, or a host order number.
+
+    The matches come from the three indexes (a ``UNION`` of ids), and the outer
+    query must not prefer a scan of the store's orders: without statistics
+    (``ANALYZE``) SQLite would, so the store condition there is made unindexable.
+    """
     if _ORDER_ID_PREFIX.match(text):
         # A range, not LIKE, so the (store, order id) index serves it on every database.
         by_id: sa.ColumnElement[bool] = sa.and_(
@@ -268,10 +286,18 @@ def _search(store_id: int, text: str) -> sa.ColumnElement[bool]:
         )
     else:
         by_id = AmazonOrder.amazon_order_id == text
-    by_sku = AmazonOrder.id.in_(
-        sa.select(AmazonOrderItem.order_id).where(AmazonOrderItem.seller_sku == text)
+    matches = sa.union(
+        sa.select(AmazonOrder.id).where(AmazonOrder.store_id == store_id, by_id),
+        sa.select(AmazonOrderItem.order_id).where(AmazonOrderItem.seller_sku == text),
+        sa.select(AmazonOrder.id).where(
+            AmazonOrder.store_id == store_id, AmazonOrder.host_order_number == text
+        ),
     )
-    return sa.or_(by_id, by_sku, AmazonOrder.host_order_number == text)
+    return AmazonOrder.id.in_(matches.scalar_subquery())
+
+
+#: A search counts its matches up to here ("1,000+").
+SEARCH_COUNT_LIMIT = 1000
 
 
 @dataclasses.dataclass
@@ -280,6 +306,8 @@ class OrderPage:
     total: int
     page: int
     page_size: int
+    #: The total is a lower bound (a search counts up to :data:`SEARCH_COUNT_LIMIT`).
+    more: bool = False
 
     @property
     def pages(self) -> int:
@@ -298,7 +326,14 @@ def order_page(store_id: int, where: OrderFilter, *, page_size: int) -> OrderPag
     """One page of a store's orders: two queries for the ids and the total, one for the rows."""
     session = _session()
     conditions = _conditions(store_id, where)
-    total = session.scalar(sa.select(sa.func.count(AmazonOrder.id)).where(*conditions)) or 0
+    if where.q:
+        capped = sa.select(AmazonOrder.id).where(*conditions).limit(SEARCH_COUNT_LIMIT + 1)
+        total = session.scalar(sa.select(sa.func.count()).select_from(capped.subquery())) or 0
+        more = total > SEARCH_COUNT_LIMIT
+        total = min(total, SEARCH_COUNT_LIMIT)
+    else:
+        more = False
+        total = session.scalar(sa.select(sa.func.count()).where(*conditions)) or 0
     pages = max(1, -(-total // page_size))
     page = min(where.page, pages)
     order_by = SORTS.get(where.sort, SORTS["newest"])[1]
@@ -317,7 +352,7 @@ def order_page(store_id: int, where: OrderFilter, *, page_size: int) -> OrderPag
         if ids
         else []
     )
-    return OrderPage(orders=orders, total=total, page=page, page_size=page_size)
+    return OrderPage(orders=orders, total=total, page=page, page_size=page_size, more=more)
 
 
 def order_events(order_id: int) -> list[OrderEvent]:
@@ -336,3 +371,74 @@ def find_order(store: Store, amazon_order_id: str) -> AmazonOrder | None:
         .options(raiseload(AmazonOrder.events))
         .where(AmazonOrder.store_id == store.id, AmazonOrder.amazon_order_id == amazon_order_id)
     )
+
+
+# -- cancellations ---------------------------------------------------------------------
+
+#: How long a rejected cancellation is shown as needing attention.
+REJECTED_RECENT = dt.timedelta(days=30)
+
+
+def order_cancellations(order_id: int) -> list[tuple[Cancellation, FeedSubmission | None]]:
+    """Every cancellation of an order, newest first, with the feed that carried it."""
+    rows = _session().execute(
+        sa.select(Cancellation, FeedSubmission)
+        .outerjoin(FeedSubmission, FeedSubmission.id == Cancellation.submission_id)
+        .where(Cancellation.order_id == order_id)
+        .order_by(Cancellation.id.desc())
+    )
+    return [(cancellation, submission) for cancellation, submission in rows]
+
+
+def cancellation_counts(store_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Per store: cancellations on their way (``pending``) and recently ``rejected``."""
+    counts: dict[int, dict[str, int]] = {
+        store_id: {"pending": 0, "rejected": 0} for store_id in store_ids
+    }
+    if not store_ids:
+        return counts
+    since = utcnow() - REJECTED_RECENT
+    kind = sa.case((Cancellation.state == "rejected", "rejected"), else_="pending")
+    rows = _session().execute(
+        sa.select(Cancellation.store_id, kind, sa.func.count())
+        .where(
+            Cancellation.store_id.in_(store_ids),
+            sa.or_(
+                Cancellation.state.in_(("queued", "sent")),
+                sa.and_(Cancellation.state == "rejected", Cancellation.updated_at >= since),
+            ),
+        )
+        .group_by(Cancellation.store_id, kind)
+    )
+    for store_id, name, count in rows:
+        counts[store_id][name] = count
+    return counts
+
+
+def rejected_cancellations(store_id: int, limit: int = 10) -> list[tuple[Cancellation, str]]:
+    """The store's recently rejected cancellations with their Amazon order ids."""
+    rows = _session().execute(
+        sa.select(Cancellation, AmazonOrder.amazon_order_id)
+        .join(AmazonOrder, AmazonOrder.id == Cancellation.order_id)
+        .where(
+            Cancellation.store_id == store_id,
+            Cancellation.state == "rejected",
+            Cancellation.updated_at >= utcnow() - REJECTED_RECENT,
+        )
+        .order_by(Cancellation.id.desc())
+        .limit(limit)
+    )
+    return [(cancellation, amazon_order_id) for cancellation, amazon_order_id in rows]
+
+
+def orders_by_ids(store_id: int, ids: Sequence[int]) -> list[AmazonOrder]:
+    """The store's orders among ``ids`` (others' are left out), in the given order."""
+    if not ids:
+        return []
+    found = {
+        order.id: order
+        for order in _session().scalars(
+            _list_query().where(AmazonOrder.store_id == store_id, AmazonOrder.id.in_(ids))
+        )
+    }
+    return [found[order_id] for order_id in ids if order_id in found]

@@ -24,9 +24,9 @@ from ..client.records import STATUS_LABELS
 from ..config import MARKETPLACES
 from ..errors import AmazonOrdersError
 from ..extension import get_extension
-from ..i18n import _
+from ..i18n import _, ngettext
 from ..models import AmazonOrder, Store
-from ..services import importing, routing, stores
+from ..services import cancelling, importing, routing, stores
 from . import csrf, queries
 from .access import MANAGE, VIEW, current_actor, require
 from .blueprint import bp
@@ -88,6 +88,7 @@ def index() -> str:
         counts=queries.status_counts(ids),
         blocked=queries.blocked_counts(ids),
         charts=queries.order_charts(ids),
+        cancellations=queries.cancellation_counts(ids),
         statuses={store.id: _store_status(store) for store in all_stores},
         host_problem=importing.host_problem(),
     )
@@ -150,6 +151,9 @@ def dashboard(store_id: int) -> str:
         recent=recent,
         host_urls=_host_urls(recent + blocked),
         runs=queries.recent_runs(store.id),
+        cancellations=queries.cancellation_counts([store.id])[store.id],
+        rejected=queries.rejected_cancellations(store.id),
+        reasons=cancelling.REASON_VALUES,
         activity=queries.store_events(store.id),
         host_problem=importing.host_problem() if store.order_import_enabled else None,
         worker_running=worker is not None and worker.running,
@@ -267,6 +271,8 @@ def order(store_id: int, amazon_order_id: str) -> str:
         items=found.items,
         totals=Totals.of(found),
         events=queries.order_events(found.id),
+        cancellations=queries.order_cancellations(found.id),
+        reasons=cancelling.REASON_VALUES,
         routes=routes,
         host_url=host_url,
         seller_central_url=routing.seller_central_url(found, store),
@@ -293,7 +299,7 @@ def retry_import(store_id: int, amazon_order_id: str) -> Response:
         session = get_extension().session
         session.refresh(found)
         if result.problem:
-            flash(result.problem, ERROR)
+            flash(_(result.problem), ERROR)
         elif found.host_order_ref:
             flash(_("Shop order %(number)s created.", number=found.host_order_number), SUCCESS)
         elif found.host_import_state == "blocked":
@@ -310,6 +316,137 @@ def retry_import(store_id: int, amazon_order_id: str) -> Response:
                 ERROR,
             )
     return redirect(url_for(".order", store_id=store.id, amazon_order_id=found.amazon_order_id))
+
+
+# -- Cancel Order (one, or several at once) -------------------------------------------
+
+#: The most orders one bulk cancellation takes.
+MAX_BULK = 1000
+
+
+def _cancel_form() -> tuple[str, str]:
+    return request.form.get("reason", ""), request.form.get("memo", "")
+
+
+def _cancel_feedback(result: cancelling.CancelResult) -> None:
+    if result.cancelled:
+        flash(
+            ngettext(
+                "%(num)s order cancelled. The cancellation is being sent to Amazon, "
+                "which tells the buyer.",
+                "%(num)s orders cancelled. The cancellations are being sent to Amazon, "
+                "which tells the buyers.",
+                len(result.cancelled),
+            ),
+            SUCCESS,
+        )
+    for amazon_order_id, why in result.refused.items():
+        flash(_("%(order)s was not cancelled: %(why)s", order=amazon_order_id, why=why), ERROR)
+
+
+@bp.route("/stores/<int:store_id>/orders/<amazon_order_id>/cancel", methods=["GET", "POST"])
+def cancel_order(store_id: int, amazon_order_id: str) -> Any:
+    store = _store_or_404(store_id)
+    require(MANAGE, store)
+    found = _order_or_404(store, amazon_order_id)
+    error = None
+    reason = "BuyerCanceled" if found.buyer_cancel_requested else ""
+    memo = ""
+    if request.method == "POST":
+        csrf.check()
+        reason, memo = _cancel_form()
+        try:
+            result = cancelling.cancel_orders(
+                store, [found.id], reason=reason, memo=memo, actor=current_actor()
+            )
+        except cancelling.CancelError as exc:
+            error = str(exc)
+        else:
+            if result.cancelled:
+                _cancel_feedback(result)
+                return redirect(
+                    url_for(".order", store_id=store.id, amazon_order_id=found.amazon_order_id)
+                )
+            error = next(iter(result.refused.values()))
+        get_extension().session.rollback()
+        found = _order_or_404(store, amazon_order_id)
+    why_not = cancelling.why_not_cancellable(found)
+    return (
+        render_template(
+            "amazon_orders/cancel.html",
+            store=store,
+            orders=[found],
+            order=found,
+            refusals={found.amazon_order_id: why_not} if why_not else {},
+            reasons=cancelling.REASONS,
+            reason=reason,
+            memo=memo,
+            error=error,
+            memo_max=cancelling.MEMO_MAX,
+        ),
+        400 if error else (409 if why_not else 200),
+    )
+
+
+def _selected_ids(values: list[str]) -> list[int]:
+    ids = []
+    for value in values:
+        if not value.isdigit() or len(value) > 18:
+            abort(400)
+        if int(value) not in ids:
+            ids.append(int(value))
+    if len(ids) > MAX_BULK:
+        abort(400)
+    return ids
+
+
+@bp.route("/stores/<int:store_id>/cancel", methods=["GET", "POST"])
+def cancel_orders(store_id: int) -> Any:
+    """Cancel several orders: a summary of what will happen, one reason and memo, Confirm."""
+    store = _store_or_404(store_id)
+    require(MANAGE, store)
+    source = request.form if request.method == "POST" else request.args
+    ids = _selected_ids(source.getlist("order"))
+    selected = queries.orders_by_ids(store.id, ids)
+    error = None
+    reason, memo = "", ""
+    if not selected:
+        error = _("Select the orders to cancel first.")
+    elif request.method == "POST":
+        csrf.check()
+        reason, memo = _cancel_form()
+        try:
+            result = cancelling.cancel_orders(
+                store, [o.id for o in selected], reason=reason, memo=memo, actor=current_actor()
+            )
+        except cancelling.CancelError as exc:
+            get_extension().session.rollback()
+            error = str(exc)
+        else:
+            _cancel_feedback(result)
+            return redirect(url_for(".dashboard", store_id=store.id))
+    refusals = {
+        order.amazon_order_id: why
+        for order in selected
+        if (why := cancelling.why_not_cancellable(order))
+    }
+    if selected and len(refusals) == len(selected) and not error:
+        error = _("None of the selected orders can be cancelled.")
+    return (
+        render_template(
+            "amazon_orders/cancel.html",
+            store=store,
+            orders=selected,
+            order=None,
+            refusals=refusals,
+            reasons=cancelling.REASONS,
+            reason=reason,
+            memo=memo,
+            error=error,
+            memo_max=cancelling.MEMO_MAX,
+        ),
+        400 if error else 200,
+    )
 
 
 # -- settings ------------------------------------------------------------------------
@@ -344,7 +481,7 @@ def settings(store_id: int) -> Any:
             result = importing.set_order_import(store, form.order_import, actor=actor)
             flash(_("Settings saved."), SUCCESS)
             if result.problem:
-                flash(result.problem, ERROR)
+                flash(_(result.problem), ERROR)
             elif result.created or result.blocked:
                 flash(
                     _(

@@ -55,12 +55,17 @@ from ..models import (
     utcnow,
 )
 from ..services.stores import get_store
+from . import leases
 
 log = logging.getLogger("flask_amazon_orders.sync")
 
 _ORDERS_TABLE = metadata.tables["amazon_orders"]
 _ITEMS_TABLE = metadata.tables["amazon_order_items"]
 _EVENTS_TABLE = metadata.tables["amazon_order_events"]
+#: A cancellation from the admin pages waits for Amazon in these states …
+_CANCEL_PENDING = ("queued", "sent")
+#: … and meanwhile Amazon still reports the order in one of these.
+_NOT_YET_CANCELLED = ("Unshipped", "Pending", "PendingAvailability")
 
 #: Amazon keeps a pagination token for 24 hours; resume only well within that.
 PAGE_TOKEN_MAX_AGE = dt.timedelta(hours=23)
@@ -285,18 +290,22 @@ def _update_changed(
         if _buyer_changed(ext, order, record):
             order.buyer_data_encrypted = _buyer_data(ext, record)
         _apply_items(order, record)
-        if record.status != old_status:
+        new_status = record.status
+        if order.cancellation_state in _CANCEL_PENDING and new_status in _NOT_YET_CANCELLED:
+            # Cancelled here and on its way to Amazon: Amazon's copy is older news.
+            order.status = new_status = old_status
+        if new_status != old_status:
             session.add(
                 OrderEvent(
                     order_id=order.id,
                     kind="status_changed",
                     actor="amazon",
                     from_status=old_status,
-                    to_status=record.status,
+                    to_status=new_status,
                     message=f"Amazon changed the status to {order.status_label}.",
                 )
             )
-            progress.status_changes.append((order, old_status, record.status))
+            progress.status_changes.append((order, old_status, new_status))
         else:
             progress.updated.append(order)
         if record.buyer_cancel_requested and not had_cancel_request:
@@ -405,32 +414,6 @@ def _describe(exc: BaseException) -> str:
     return f"Unexpected {type(exc).__name__}; the application log has the details."
 
 
-def _acquire_lease(session: Any, store_id: int, owner: str) -> bool:
-    """Take the store's sync lease unless another live sync holds it (compare-and-set)."""
-    now = utcnow()
-    result = session.execute(
-        sa.update(Store)
-        .where(
-            Store.id == store_id,
-            sa.or_(Store.sync_lease_until.is_(None), Store.sync_lease_until < now),
-        )
-        .values(sync_lease_until=now + SYNC_LEASE, sync_lease_owner=owner)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return bool(result.rowcount)
-
-
-def _release_lease(session: Any, store_id: int, owner: str) -> None:
-    session.execute(
-        sa.update(Store)
-        .where(Store.id == store_id, Store.sync_lease_owner == owner)
-        .values(sync_lease_until=None, sync_lease_owner=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-
-
 def sync_store(
     store: Store | int,
     *,
@@ -459,7 +442,7 @@ def sync_store(
     store = loaded = get_store(store)
     store_id = store.id
     owner = uuid.uuid4().hex
-    if not _acquire_lease(session, store_id, owner):
+    if not leases.acquire(session, store_id, owner, "sync", SYNC_LEASE):
         run = SyncRun(
             store_id=store_id,
             trigger=trigger,
@@ -596,7 +579,7 @@ def sync_store(
     except BaseException as exc:
         session.rollback()
         _record_failure(session, store_id, run.id, exc, client)
-        _release_lease(session, store_id, owner)
+        leases.release(session, store_id, owner, "sync")
         if client is not None:
             client.close()
         run = session.get(SyncRun, run.id) or run
@@ -608,7 +591,7 @@ def sync_store(
         log.exception("%s: sync failed with an unexpected error", failed_store.name)
         raise
     client.close()
-    _release_lease(session, store_id, owner)
+    leases.release(session, store_id, owner, "sync")
     signals.send(signals.sync_finished, app, store=store, run=run)
     if session.get(Store, store_id).order_import_enabled:  # type: ignore[union-attr]
         from ..services.importing import import_host_orders

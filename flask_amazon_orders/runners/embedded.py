@@ -1,4 +1,5 @@
-"""The embedded runner: a background thread that syncs every store on an interval.
+"""The embedded runner: a background thread that syncs every store on an interval
+and sends the stores' cancellations to Amazon.
 
 For small shops and the example app. It calls the same job functions as the CLI
 (:func:`flask_amazon_orders.jobs.sync.sync_all`). Turn it on with
@@ -82,12 +83,28 @@ class EmbeddedWorker:
         self._wake.set()
 
     def run_once(self) -> None:
-        """One round: sync every active store (in this thread)."""
+        """One round (in this thread): sync every active store, then send and poll
+        the stores' cancellation feeds."""
+        from ..jobs.feeds import process_all_feeds
         from ..jobs.sync import sync_all
 
         with self._app.app_context():
-            sync_all(trigger="worker", should_stop=self._stop.is_set)
+            try:
+                sync_all(trigger="worker", should_stop=self._stop.is_set)
+            finally:
+                process_all_feeds(should_stop=self._stop.is_set)
         self.rounds += 1
+
+    def _sleep_seconds(self) -> float:
+        """Until the next round: the interval, or less when a feed poll is due sooner."""
+        from ..jobs.feeds import next_poll_due
+        from ..models import utcnow
+
+        with self._app.app_context():
+            due = next_poll_due()
+        if due is None:
+            return self.interval
+        return max(0.05, min(self.interval, (due - utcnow()).total_seconds()))
 
     def _loop(self) -> None:
         from ..services.importing import host_problem
@@ -101,5 +118,10 @@ class EmbeddedWorker:
                 self.run_once()
             except Exception:  # keep the thread alive; the run is recorded as failed
                 log.exception("embedded worker: a sync round failed")
-            self._wake.wait(self.interval)
+            try:
+                wait = self._sleep_seconds()
+            except Exception:
+                log.exception("embedded worker: could not read the next feed poll")
+                wait = self.interval
+            self._wake.wait(wait)
             self._wake.clear()

@@ -268,7 +268,8 @@ def flat_file_processor(state: SandboxState, seller: Seller, document: bytes) ->
 #: The processor for a feed type without its own entry.
 DEFAULT_FEED_PROCESSOR: FeedProcessor = xml_feed_processor()
 
-#: Feed processors by ``feedType``. Hosts and later versions replace entries here.
+#: Feed processors by ``feedType``. Hosts and later versions replace entries here;
+#: :mod:`.order_feeds` registers the real processing of order acknowledgements.
 FEED_PROCESSORS: dict[str, FeedProcessor] = {
     "POST_ORDER_ACKNOWLEDGEMENT_DATA": xml_feed_processor("OrderAcknowledgement"),
     "POST_PAYMENT_ADJUSTMENT_DATA": xml_feed_processor("OrderAdjustment"),

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import order_feeds  # noqa: F401  (registers the order feed processors)
 from .config import SandboxConfig
 from .faults import FaultRegistry
 from .feeds import FeedStore

@@ -33,6 +33,7 @@ from flask import current_app
 from .. import signals
 from ..extension import get_extension
 from ..host import COMPLETE, HostAdapter, HostOrderError
+from ..i18n import N_
 from ..models import AmazonOrder, OrderEvent, Store, utcnow
 from .stores import get_store, record
 
@@ -107,7 +108,7 @@ def _claim(session: Any, store_id: int, order_id: int) -> bool:
 
 
 @contextlib.contextmanager
-def _adapter_may_not_commit(session: Any) -> Iterator[None]:
+def adapter_may_not_commit(session: Any) -> Iterator[None]:
     """Refuse a commit from inside the host adapter: it would end our claim early."""
 
     def refuse(_session: Any) -> None:
@@ -133,14 +134,14 @@ def _create_one(
     if order.status == "Shipped":
         status = COMPLETE
     number = order.amazon_order_id if store.order_number_source == "amazon" else None
-    with _adapter_may_not_commit(session):
+    with adapter_may_not_commit(session):
         reference = adapter.find_order(order)
         if reference is None:
             reference = adapter.create_order(order, store=store, status=status, number=number)
     if not isinstance(reference, str) or not reference:
         raise HostOrderError("The host's create_order returned no order reference.")
     order.host_order_ref = reference
-    with _adapter_may_not_commit(session):
+    with adapter_may_not_commit(session):
         order.host_order_number = adapter.order_number(reference) or reference
     order.host_import_state = "created"
     order.host_import_error = None
@@ -192,7 +193,7 @@ def _block(session: Any, order_id: int, reason: str, actor: str) -> bool | None:
     return True
 
 
-NO_HOST = (
+NO_HOST = N_(
     "Order import is enabled, but the shop registered no host adapter "
     "(AmazonOrders(..., host=...)): no shop orders can be created."
 )
@@ -325,7 +326,7 @@ def _complete_finished(
         order = session.get(AmazonOrder, order_id, populate_existing=True)
         reference = order.host_order_ref or ""
         try:
-            with _adapter_may_not_commit(session):
+            with adapter_may_not_commit(session):
                 adapter.set_status(reference, COMPLETE, amazon_order=order)
             order.host_import_error = None
             session.add(

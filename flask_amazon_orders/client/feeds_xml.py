@@ -1,0 +1,194 @@
+"""Order feed documents for Amazon (XML) and their processing reports.
+
+:func:`order_acknowledgement_feed` writes a ``POST_ORDER_ACKNOWLEDGEMENT_DATA``
+document that cancels whole orders (SP-API-NOTES §3.2, §3.3): one ``Message``
+per order with ``StatusCode`` ``Failure`` and one ``Item`` with the
+``CancelReason`` per order item, in the element order of Amazon's schema.
+:func:`parse_processing_report` reads the report Amazon returns (§3.6) and
+answers, per ``MessageID``, the errors Amazon found. No Flask here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from xml.sax.saxutils import escape
+
+from ..errors import MalformedResponseError
+
+XML_CONTENT_TYPE = "text/xml; charset=UTF-8"
+ORDER_ACKNOWLEDGEMENT = "POST_ORDER_ACKNOWLEDGEMENT_DATA"
+
+#: The CancelReason values of OrderAcknowledgement.xsd (2021 snapshot).
+CANCEL_REASONS = (
+    "NoInventory",
+    "ShippingAddressUndeliverable",
+    "CustomerExchange",
+    "BuyerCanceled",
+    "GeneralAdjustment",
+    "CarrierCreditDecision",
+    "RiskAssessmentInformationNotValid",
+    "CarrierCoverageFailure",
+    "CustomerReturn",
+    "MerchandiseNotReceived",
+    "CannotVerifyInformation",
+    "PricingError",
+    "RejectOrder",
+    "WeatherDelay",
+)
+_ORDER_ID = re.compile(r"^\w{3}-\w{7}-\w{7}$")
+_ITEM_CODE = re.compile(r"^\d{14}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderCancel:
+    """One message of an acknowledgement feed: cancel ``amazon_order_id``."""
+
+    message_id: int
+    amazon_order_id: str
+    item_codes: Sequence[str]
+    reason: str
+
+
+def order_acknowledgement_feed(merchant_id: str, cancels: Iterable[OrderCancel]) -> bytes:
+    """The XML document that cancels every order in ``cancels``.
+
+    :raises ValueError: a value Amazon's schema does not allow (an order id, an
+        item code, a reason, a repeated message id, no items).
+    """
+    merchant = merchant_id.strip()
+    if not merchant or len(merchant) > 50:
+        raise ValueError("The MerchantIdentifier must be 1 to 50 characters.")
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<AmazonEnvelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:noNamespaceSchemaLocation="amzn-envelope.xsd">\n'
+        f"  <Header><DocumentVersion>1.01</DocumentVersion>"
+        f"<MerchantIdentifier>{escape(merchant)}</MerchantIdentifier></Header>\n"
+        "  <MessageType>OrderAcknowledgement</MessageType>\n"
+    ]
+    seen: set[int] = set()
+    for cancel in cancels:
+        if not 0 < cancel.message_id < 10**20 or cancel.message_id in seen:
+            raise ValueError(f"MessageID {cancel.message_id} is not a new positive number.")
+        seen.add(cancel.message_id)
+        if not _ORDER_ID.match(cancel.amazon_order_id):
+            raise ValueError(f"{cancel.amazon_order_id!r} is not an Amazon order id.")
+        if cancel.reason not in CANCEL_REASONS:
+            raise ValueError(f"{cancel.reason!r} is not a CancelReason.")
+        if not cancel.item_codes:
+            raise ValueError(f"Order {cancel.amazon_order_id} has no items to cancel.")
+        items = []
+        for code in cancel.item_codes:
+            if not _ITEM_CODE.match(code):
+                raise ValueError(f"{code!r} is not an AmazonOrderItemCode (14 digits).")
+            items.append(
+                f"<Item><AmazonOrderItemCode>{code}</AmazonOrderItemCode>"
+                f"<CancelReason>{cancel.reason}</CancelReason></Item>"
+            )
+        parts.append(
+            f"  <Message><MessageID>{cancel.message_id}</MessageID><OrderAcknowledgement>"
+            f"<AmazonOrderID>{cancel.amazon_order_id}</AmazonOrderID>"
+            f"<StatusCode>Failure</StatusCode>{''.join(items)}</OrderAcknowledgement></Message>\n"
+        )
+    if not seen:
+        raise ValueError("A feed needs at least one message.")
+    parts.append("</AmazonEnvelope>\n")
+    return "".join(parts).encode("utf-8")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportResult:
+    """One ``Result`` of a processing report."""
+
+    message_id: str
+    code: str  # Error | Warning
+    message_code: str
+    description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessingReport:
+    """What Amazon says about a processed feed."""
+
+    status: str  # Complete | Processing | Rejected
+    processed: int | None
+    successful: int | None
+    with_error: int | None
+    results: tuple[ReportResult, ...]
+
+    def errors_by_message(self) -> dict[str, list[ReportResult]]:
+        """The errors (not warnings) per MessageID; ``"0"`` means the whole feed."""
+        errors: dict[str, list[ReportResult]] = {}
+        for result in self.results:
+            if result.code == "Error":
+                errors.setdefault(result.message_id, []).append(result)
+        return errors
+
+    @property
+    def summary(self) -> str:
+        if self.processed is None:
+            return f"{self.status}"
+        return (
+            f"{self.status}: {self.processed} processed, {self.successful} successful, "
+            f"{self.with_error} with errors"
+        )
+
+
+def _count(element: ET.Element | None, name: str) -> int | None:
+    if element is None:
+        return None
+    text = (element.findtext(name) or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def parse_processing_report(document: bytes) -> ProcessingReport:
+    """Read an XML processing report.
+
+    :raises MalformedResponseError: the document is not a processing report.
+    """
+    try:
+        root = ET.fromstring(document)
+    except ET.ParseError as exc:
+        raise MalformedResponseError(
+            f"The processing report is not well-formed XML: {exc}", operation="getFeedDocument"
+        ) from None
+    report = root.find("Message/ProcessingReport")
+    if root.tag != "AmazonEnvelope" or report is None:
+        raise MalformedResponseError(
+            "The document is not an AmazonEnvelope with a ProcessingReport.",
+            operation="getFeedDocument",
+        )
+    status = (report.findtext("StatusCode") or "").strip()
+    if status not in ("Complete", "Processing", "Rejected"):
+        raise MalformedResponseError(
+            f"The processing report has no valid StatusCode ({status!r}).",
+            operation="getFeedDocument",
+        )
+    summary = report.find("ProcessingSummary")
+    results = []
+    for result in report.findall("Result"):
+        message_id = (result.findtext("MessageID") or "").strip()
+        code = (result.findtext("ResultCode") or "").strip()
+        if not message_id.isdigit() or code not in ("Error", "Warning"):
+            raise MalformedResponseError(
+                "A Result of the processing report has no valid MessageID or ResultCode.",
+                operation="getFeedDocument",
+            )
+        results.append(
+            ReportResult(
+                message_id=str(int(message_id)),
+                code=code,
+                message_code=(result.findtext("ResultMessageCode") or "").strip(),
+                description=(result.findtext("ResultDescription") or "").strip(),
+            )
+        )
+    return ProcessingReport(
+        status=status,
+        processed=_count(summary, "MessagesProcessed"),
+        successful=_count(summary, "MessagesSuccessful"),
+        with_error=_count(summary, "MessagesWithError"),
+        results=tuple(results),
+    )
