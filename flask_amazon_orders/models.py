@@ -307,6 +307,8 @@ class FeedSubmission(Base):
     messages: Mapped[int] = mapped_column(default=0)
     feed_document_id: Mapped[str | None] = mapped_column(sa.String(200))
     feed_id: Mapped[str | None] = mapped_column(sa.String(40))
+    #: When the document was built (the orders' fresh check ended).
+    built_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: When createFeed was (last) sent: a crash right after it is resumed by
     #: looking for a feed Amazon created at that time.
     create_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -553,3 +553,205 @@ def test_cli_cancels_through_the_same_code_path(app, db, sandbox, synced):
     assert "Feed " in feeds.output and "1 confirmed" in feeds.output
     actor = db.session.scalar(sa.select(Cancellation.actor))
     assert actor == "cli"
+
+
+# -- settling right when Amazon or the shop moved first (regressions from a review) -------
+
+
+def test_amazon_says_already_cancelled_is_confirmed_not_rejected(
+    app, db, sandbox, synced, monkeypatch
+):
+    from flask_amazon_orders.jobs import feeds as feeds_job
+
+    store_id, ids, _ = synced
+    cancel_orders(store_id, [ids[0]], reason="BuyerCanceled")
+    real_send = feeds_job._Run.send
+
+    def buyer_cancels_first(self, submission):
+        sandbox.control.set_status(ids[0], "CANCELLED", cancelled_by="BUYER")
+        return real_send(self, submission)
+
+    monkeypatch.setattr(feeds_job._Run, "send", buyer_cancels_first)
+    _settle(store_id)
+    order = _stored(db, ids[0])
+    assert (order.status, order.cancellation_state) == ("Canceled", "confirmed")
+
+
+def test_a_second_worker_after_a_lost_lease_sends_nothing_twice(
+    app_factory, sandbox, seller, monkeypatch
+):
+    import threading
+
+    from flask_amazon_orders.client.http import SPAPIClient
+    from flask_amazon_orders.models import Store
+
+    app = app_factory()
+    ids = [_order(sandbox, seller, ago=3600 + n) for n in range(2)]
+    with app.app_context():
+        store_id = connect_store(seller).id
+        get_extension().sync(store_id)
+        cancel_orders(store_id, ids, reason="NoInventory")
+    real_get = SPAPIClient.get_order
+    state = {"done": False}
+
+    def run_job() -> None:
+        with app.app_context():
+            process_feeds(store_id)
+            get_extension().session.remove()
+
+    def slow_get(self, *args, **kwargs):
+        if threading.current_thread().name == "first" and not state["done"]:
+            state["done"] = True
+            # The first run takes so long that its lease runs out; another worker runs.
+            with app.app_context(), get_extension().session.get_bind().begin() as conn:
+                conn.execute(
+                    sa.update(Store)
+                    .where(Store.id == store_id)
+                    .values(feed_lease_until=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+                )
+            second = threading.Thread(target=run_job, name="second")
+            second.start()
+            second.join(60)
+        return real_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(SPAPIClient, "get_order", slow_get)
+    first = threading.Thread(target=run_job, name="first")
+    first.start()
+    first.join(120)
+    monkeypatch.setattr(SPAPIClient, "get_order", real_get)
+    with app.app_context():
+        _settle(store_id)
+        session = get_extension().session
+        session.expire_all()
+        assert {c.state for c in session.scalars(sa.select(Cancellation))} == {"confirmed"}
+    messages = [f["document"].count("<Message>") for f in sandbox.control.feeds()]
+    assert sum(messages) == 2  # each order went out once
+
+
+def test_an_order_that_cannot_be_sent_does_not_hold_up_the_others(
+    app, db, sandbox, synced, monkeypatch
+):
+    from flask_amazon_orders.client.http import SPAPIClient
+
+    store_id, ids, _ = synced
+    cancel_orders(store_id, ids, reason="NoInventory")
+    sandbox.control.set_status(ids[0], "CANCELLED", cancelled_by="BUYER")
+    real_get = SPAPIClient.get_order
+
+    def no_items(self, order_id, **kwargs):
+        raw = real_get(self, order_id, **kwargs)
+        if order_id == ids[2]:
+            raw["orderItems"] = []
+        return raw
+
+    monkeypatch.setattr(SPAPIClient, "get_order", no_items)
+    heard = []
+    signals.cancellation_confirmed.connect(
+        lambda sender, *, order, **extra: heard.append(order.amazon_order_id), app, weak=False
+    )
+    _settle(store_id)
+    db.session.expire_all()
+    states = {
+        o.amazon_order_id: (o.status, o.cancellation_state)
+        for o in db.session.scalars(
+            sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id.in_(ids))
+        )
+    }
+    assert states[ids[0]] == ("Canceled", "confirmed")  # Amazon had it cancelled
+    assert states[ids[1]] == ("Canceled", "confirmed")  # sent and confirmed
+    assert states[ids[2]] == ("Unshipped", "rejected")  # cannot be sent: says why
+    assert sorted(heard) == sorted(ids[:2])
+
+
+def test_a_document_that_failed_to_go_out_is_checked_again(app, db, sandbox, synced):
+    store_id, ids, _ = synced
+    cancel_orders(store_id, [ids[0]], reason="NoInventory")
+    sandbox.control.inject_fault("createFeedDocument", "500", count=50)
+    process_feeds(store_id)
+    assert db.session.scalar(sa.select(FeedSubmission.state)) == "built"
+    sandbox.control.set_status(ids[0], "SHIPPED")  # meanwhile, it ships
+    sandbox.control.clear_faults()
+    _settle(store_id)
+    assert sandbox.control.feeds() == []  # no Failure for a shipped order
+    order = _stored(db, ids[0])
+    assert (order.status, order.cancellation_state) == ("Shipped", "rejected")
+
+
+def test_a_late_sync_page_never_reopens_a_confirmed_cancellation(
+    app, db, sandbox, synced, monkeypatch
+):
+    from flask_amazon_orders.jobs import sync as sync_job
+
+    store_id, ids, _ = synced
+    cancel_orders(store_id, [ids[0]], reason="BuyerCanceled")
+    sandbox.control.request_buyer_cancel(ids[0])  # Amazon changes the order: the sync reads it
+    real_store_page = sync_job._store_page
+
+    def confirmed_meanwhile(ext, sid, records, progress):
+        _settle(store_id)  # the page was read before the feed was processed
+        return real_store_page(ext, sid, records, progress)
+
+    monkeypatch.setattr(sync_job, "_store_page", confirmed_meanwhile)
+    assert get_extension().sync(store_id).status == "succeeded"
+    order = _stored(db, ids[0])
+    assert (order.status, order.cancellation_state) == ("Canceled", "confirmed")
+
+
+def test_receivers_of_a_bulk_cancel_do_not_cost_a_query_each(app, db, sandbox, seller):
+    ids = [_order(sandbox, seller, ago=3600 + n) for n in range(20)]
+    store = connect_store(seller)
+    get_extension().sync(store)
+    seen = []
+
+    def read(sender, *, order, cancellation, **extra):
+        seen.append((order.amazon_order_id, cancellation.reason))
+
+    statements = []
+
+    def count(*args):
+        statements.append(args[2])
+
+    engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    signals.cancellation_queued.connect(read, app)
+    try:
+        cancel_orders(store.id, ids, reason="NoInventory")
+    finally:
+        signals.cancellation_queued.disconnect(read, app)
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert len(seen) == 20
+    assert len(statements) < 20
+
+
+def test_an_import_committed_just_before_the_claim_is_completed_too(
+    shop, sandbox, seller, monkeypatch
+):
+    from example_app import amazon_orders
+    from flask_amazon_orders.services import cancelling
+    from flask_amazon_orders.services.importing import import_host_orders
+
+    order_id = _order(sandbox, seller)
+    with shop.app_context():
+        store = connect_store(seller)  # import off: no shop order yet
+        store.connected_at = _now() - dt.timedelta(days=2)
+        amazon_orders.session.commit()
+        store_id = store.id
+        amazon_orders.sync(store)
+    real_ask = cancelling._ask_receivers
+
+    def import_meanwhile(*args, **kwargs):
+        # Another worker switches import on and creates the shop order right now.
+        with shop.app_context():
+            from flask_amazon_orders.models import Store
+
+            amazon_orders.session.get(Store, store_id).order_import_enabled = True
+            amazon_orders.session.commit()
+            import_host_orders(store_id)
+            amazon_orders.session.remove()
+        return real_ask(*args, **kwargs)
+
+    monkeypatch.setattr(cancelling, "_ask_receivers", import_meanwhile)
+    with shop.app_context():
+        result = cancel_orders(store_id, [order_id], reason="NoInventory")
+    assert result.cancelled == [order_id]
+    assert _shop_order(shop, order_id) == "Complete"

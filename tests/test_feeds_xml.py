@@ -58,6 +58,10 @@ def test_the_schema_catches_what_the_builder_refuses():
     "changes",
     [
         {"amazon_order_id": "28-1234567-1234567"},
+        {"amazon_order_id": "028-1234567-1234567\n"},
+        {"amazon_order_id": "028-123456_-1234567"},
+        {"item_codes": ["12345678901234\n"]},
+        {"item_codes": ["١٢٣٤٥٦٧٨٩٠١٢٣٤"]},
         {"item_codes": ["1234567890123"]},
         {"item_codes": []},
         {"reason": "Sold out"},
@@ -74,6 +78,11 @@ def test_repeated_message_ids_and_empty_feeds_are_refused():
         order_acknowledgement_feed("A2SELLER", [_cancel(1), _cancel(1)])
     with pytest.raises(ValueError):
         order_acknowledgement_feed("A2SELLER", [])
+
+
+def test_merchant_identifier_on_one_line():
+    with pytest.raises(ValueError):
+        order_acknowledgement_feed("A2\nSELLER", [_cancel()])
 
 
 def test_merchant_identifier_is_escaped():

@@ -38,8 +38,9 @@ CANCEL_REASONS = (
     "RejectOrder",
     "WeatherDelay",
 )
-_ORDER_ID = re.compile(r"^\w{3}-\w{7}-\w{7}$")
-_ITEM_CODE = re.compile(r"^\d{14}$")
+# XSD's \w and \d, in ASCII (Python's would also take "_" and other digits).
+_ORDER_ID = re.compile(r"[A-Za-z0-9]{3}-[A-Za-z0-9]{7}-[A-Za-z0-9]{7}")
+_ITEM_CODE = re.compile(r"[0-9]{14}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,19 @@ class OrderCancel:
     reason: str
 
 
+def check_cancel(cancel: OrderCancel) -> None:
+    """Check one order's message against Amazon's schema. :raises ValueError:"""
+    if not _ORDER_ID.fullmatch(cancel.amazon_order_id):
+        raise ValueError(f"{cancel.amazon_order_id!r} is not an Amazon order id.")
+    if cancel.reason not in CANCEL_REASONS:
+        raise ValueError(f"{cancel.reason!r} is not a CancelReason.")
+    if not cancel.item_codes:
+        raise ValueError(f"Order {cancel.amazon_order_id} has no items to cancel.")
+    for code in cancel.item_codes:
+        if not _ITEM_CODE.fullmatch(code):
+            raise ValueError(f"{code!r} is not an AmazonOrderItemCode (14 digits).")
+
+
 def order_acknowledgement_feed(merchant_id: str, cancels: Iterable[OrderCancel]) -> bytes:
     """The XML document that cancels every order in ``cancels``.
 
@@ -59,8 +73,8 @@ def order_acknowledgement_feed(merchant_id: str, cancels: Iterable[OrderCancel])
         item code, a reason, a repeated message id, no items).
     """
     merchant = merchant_id.strip()
-    if not merchant or len(merchant) > 50:
-        raise ValueError("The MerchantIdentifier must be 1 to 50 characters.")
+    if not merchant or len(merchant) > 50 or any(c in merchant for c in "\t\r\n"):
+        raise ValueError("The MerchantIdentifier must be 1 to 50 characters on one line.")
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<AmazonEnvelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
@@ -74,16 +88,9 @@ def order_acknowledgement_feed(merchant_id: str, cancels: Iterable[OrderCancel])
         if not 0 < cancel.message_id < 10**20 or cancel.message_id in seen:
             raise ValueError(f"MessageID {cancel.message_id} is not a new positive number.")
         seen.add(cancel.message_id)
-        if not _ORDER_ID.match(cancel.amazon_order_id):
-            raise ValueError(f"{cancel.amazon_order_id!r} is not an Amazon order id.")
-        if cancel.reason not in CANCEL_REASONS:
-            raise ValueError(f"{cancel.reason!r} is not a CancelReason.")
-        if not cancel.item_codes:
-            raise ValueError(f"Order {cancel.amazon_order_id} has no items to cancel.")
+        check_cancel(cancel)
         items = []
         for code in cancel.item_codes:
-            if not _ITEM_CODE.match(code):
-                raise ValueError(f"{code!r} is not an AmazonOrderItemCode (14 digits).")
             items.append(
                 f"<Item><AmazonOrderItemCode>{code}</AmazonOrderItemCode>"
                 f"<CancelReason>{cancel.reason}</CancelReason></Item>"

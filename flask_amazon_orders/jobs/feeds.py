@@ -41,13 +41,15 @@ from ..client.feeds_xml import (
     ORDER_ACKNOWLEDGEMENT,
     XML_CONTENT_TYPE,
     OrderCancel,
+    ProcessingReport,
+    check_cancel,
     order_acknowledgement_feed,
     parse_processing_report,
 )
 from ..client.records import STATUS_LABELS, parse_order
-from ..errors import AmazonOrdersError
+from ..errors import AmazonOrdersError, NotFoundError
 from ..extension import get_extension
-from ..models import AmazonOrder, Cancellation, FeedSubmission, OrderEvent, Store, utcnow
+from ..models import Cancellation, FeedSubmission, OrderEvent, Store, utcnow
 from ..services import cancelling
 from ..services.stores import get_store
 from . import leases
@@ -58,8 +60,14 @@ _T = TypeVar("_T")
 FEED_LEASE = dt.timedelta(minutes=15)
 #: Messages per feed at most (Amazon asks for documents under 10 MiB).
 MAX_MESSAGES = 2000
-#: Sends of one cancellation at most before it is given up as rejected.
+#: Sends of one cancellation (or of one document) at most before it is settled by
+#: asking Amazon (cancelled there: confirmed; otherwise rejected).
 MAX_ATTEMPTS = 5
+#: The lease is renewed after this many fresh checks (getOrder: 0.5 a second).
+RENEW_EVERY = 20
+#: A built document not sent within this time (before time scaling), or one whose
+#: sending failed, is checked again before it goes out: the orders may have shipped.
+STALE_AFTER = dt.timedelta(minutes=2)
 #: What the fresh check before sending reads of an order (no buyer data).
 _CHECK_DATA = ("FULFILLMENT", "CANCELLATION")
 #: The longest wait between two polls of one feed (before time scaling).
@@ -79,15 +87,21 @@ class FeedRun:
     errors: list[str] = dataclasses.field(default_factory=list)
 
 
+class LeaseLost(AmazonOrdersError):
+    """Another worker took the store's feed lease (this run took too long): stop."""
+
+
 class _Run:
     """One run's context: the store, the client, and the signals to send after commits."""
 
-    def __init__(self, store: Store, client: Any, result: FeedRun) -> None:
+    def __init__(self, store: Store, client: Any, result: FeedRun, owner: str) -> None:
         self.ext = get_extension()
         self.session = self.ext.session
         self.store = store
+        self.store_id = store.id
         self.client = client
         self.result = result
+        self.owner = owner
         self.pending_signals: list[tuple[Any, dict[str, Any]]] = []
 
     def commit(self) -> None:
@@ -96,6 +110,18 @@ class _Run:
         pending, self.pending_signals = self.pending_signals, []
         for signal, kwargs in pending:
             signals.send(signal, app, store=self.store, **kwargs)
+
+    def keep_lease(self) -> None:
+        """Renew the lease (and commit); :class:`LeaseLost` if another worker has it."""
+        if not leases.renew(self.session, self.store_id, self.owner, "feeds", FEED_LEASE):
+            self.session.rollback()
+            raise LeaseLost("Another worker took over this store's feeds; this run stops.")
+        self.commit()
+
+    def stale_before(self) -> dt.datetime:
+        """Documents built before this are checked again before they go out."""
+        scaled = STALE_AFTER / self.ext.settings.rate_limit_scale
+        return utcnow() - max(scaled, dt.timedelta(seconds=5))
 
     def poll_delay(self, polls: int) -> dt.timedelta:
         settings = self.ext.settings
@@ -134,25 +160,39 @@ class _Run:
                 )
             )
 
+    def settle_by_asking(self, cancellation: Cancellation, why: str) -> None:
+        """Settle by Amazon's word: cancelled there is confirmed, anything else rejected."""
+        order = cancelling.order_of(cancellation.order_id)
+        status, error = self.amazon_status(order.amazon_order_id)
+        if status == "Canceled":
+            self.confirm(cancellation, f"Amazon has cancelled the order ({why}).")
+        elif status is None and not isinstance(error, NotFoundError):
+            # Amazon cannot be asked now: leave it queued; the next run asks again.
+            self.release(cancellation, f"{why}; could not check the order on Amazon: {error}")
+        else:
+            self.reject(cancellation, f"The order was not cancelled ({why}).", status)
+
+    @staticmethod
+    def release(cancellation: Cancellation, why: str | None = None) -> None:
+        """Take a cancellation out of its feed; it stays (or goes back) in the queue."""
+        cancellation.submission_id = None
+        cancellation.message_id = None
+        if why is not None:
+            cancellation.result = why
+
     def requeue(self, cancellation: Cancellation, why: str) -> None:
         if cancellation.attempts >= MAX_ATTEMPTS:
-            self.reject(
-                cancellation,
-                f"Amazon could not process the cancellation after {cancellation.attempts} "
-                f"attempts ({why}).",
-                None,
+            self.settle_by_asking(
+                cancellation, f"Amazon could not process it after {cancellation.attempts} attempts"
             )
             return
         cancellation.state = "queued"
-        cancellation.submission_id = None
-        cancellation.message_id = None
-        cancellation.result = why
-        order = cancelling.order_of(cancellation.order_id)
-        order.cancellation_state = "queued"
+        self.release(cancellation, why)
+        cancelling.order_of(cancellation.order_id).cancellation_state = "queued"
         self.result.requeued += 1
 
     def amazon_status(self, amazon_order_id: str) -> tuple[str | None, Any]:
-        """The order as Amazon has it now: (Seller Central status, record) or an error."""
+        """The order as Amazon has it now: (Seller Central status, record), or (None, error)."""
         try:
             raw = self.client.get_order(amazon_order_id, included_data=_CHECK_DATA)
             record = parse_order(raw, operation="getOrder")
@@ -160,14 +200,30 @@ class _Run:
             return None, exc
         return record.status, record
 
+    # -- 0. what a run that died left behind ---------------------------------------------
+
+    def recover(self) -> None:
+        """Give back what a dead run was verifying, and re-check stale documents."""
+        stale_before = self.stale_before()
+        for submission in _submissions(self.session, self.store_id, ("verifying",)):
+            for cancellation in self._cancellations(submission):
+                self.release(cancellation)
+            submission.state = "abandoned"
+        for submission in _submissions(self.session, self.store_id, ("built",)):
+            if (submission.built_at or submission.created_at) < stale_before:
+                for cancellation in self._cancellations(submission):
+                    self.release(cancellation, "Checked again: the document waited too long.")
+                submission.state = "stale"
+        self.commit()
+
     # -- 1. verify and build -----------------------------------------------------------
 
     def verify_and_build(self) -> FeedSubmission | None:
-        queued = list(
+        ids = list(
             self.session.scalars(
-                sa.select(Cancellation)
+                sa.select(Cancellation.id)
                 .where(
-                    Cancellation.store_id == self.store.id,
+                    Cancellation.store_id == self.store_id,
                     Cancellation.state == "queued",
                     Cancellation.submission_id.is_(None),
                 )
@@ -175,62 +231,111 @@ class _Run:
                 .limit(MAX_MESSAGES)
             )
         )
-        if not queued:
+        if not ids:
             return None
-        orders = {
-            order.id: order
-            for order in self.session.scalars(
-                sa.select(AmazonOrder).where(AmazonOrder.id.in_([c.order_id for c in queued]))
+        # Claim the rows first (compare-and-set): a run that lost its lease and
+        # still goes on cannot put the same cancellations into a second document.
+        submission = FeedSubmission(
+            store_id=self.store_id,
+            feed_type=ORDER_ACKNOWLEDGEMENT,
+            state="verifying",
+            document="",
+            messages=0,
+        )
+        self.session.add(submission)
+        self.session.flush()
+        claimed = list(
+            self.session.scalars(
+                sa.update(Cancellation)
+                .where(
+                    Cancellation.id.in_(ids),
+                    Cancellation.state == "queued",
+                    Cancellation.submission_id.is_(None),
+                )
+                .values(submission_id=submission.id)
+                .returning(Cancellation.id)
+                .execution_options(synchronize_session=False)
             )
-        }
+        )
+        self.commit()
+        queued = list(
+            self.session.scalars(
+                sa.select(Cancellation)
+                .where(Cancellation.id.in_(claimed))
+                .order_by(Cancellation.id)
+            )
+        )
         cancels: list[tuple[Cancellation, OrderCancel]] = []
-        for cancellation in queued:
-            order = orders[cancellation.order_id]
-            status, record = self.amazon_status(order.amazon_order_id)
-            if status is None:
-                cancellation.result = f"Could not check the order on Amazon; retrying: {record}"
-                self.result.errors.append(f"{order.amazon_order_id}: {record}")
-                continue
-            if status == "Canceled":
-                self.confirm(cancellation, "Amazon had cancelled the order already.")
-            elif status != "Unshipped":
-                label = STATUS_LABELS.get(status, status)
-                self.reject(
-                    cancellation,
-                    f"The order is {label} on Amazon now; it was not cancelled.",
-                    status,
-                )
-            else:
-                codes = [item.order_item_id for item in record.items]
-                cancels.append(
-                    (
-                        cancellation,
-                        OrderCancel(
-                            message_id=len(cancels) + 1,
-                            amazon_order_id=order.amazon_order_id,
-                            item_codes=codes,
-                            reason=cancellation.reason,
-                        ),
-                    )
-                )
-        submission = None
-        if cancels:
-            document = order_acknowledgement_feed(self.store.seller_id, [c for _, c in cancels])
-            submission = FeedSubmission(
-                store_id=self.store.id,
-                feed_type=ORDER_ACKNOWLEDGEMENT,
-                state="built",
-                document=document.decode("utf-8"),
-                messages=len(cancels),
-            )
-            self.session.add(submission)
-            self.session.flush()
-            for cancellation, cancel in cancels:
-                cancellation.submission_id = submission.id
-                cancellation.message_id = cancel.message_id
-                cancellation.attempts += 1
+        for count, cancellation in enumerate(queued, start=1):
+            cancel = self._check(cancellation, len(cancels) + 1)
+            if cancel is not None:
+                cancels.append((cancellation, cancel))
+            if count % RENEW_EVERY == 0:
+                self.keep_lease()  # also commits what was settled so far
+        self.keep_lease()
+        if not cancels:
+            submission.state = "empty"
+            self.commit()
+            return None
+        document = order_acknowledgement_feed(self.store.seller_id, [c for _, c in cancels])
+        submission.document = document.decode("utf-8")
+        submission.messages = len(cancels)
+        submission.state = "built"
+        submission.built_at = utcnow()
+        for cancellation, cancel in cancels:
+            cancellation.message_id = cancel.message_id
+            cancellation.attempts += 1
         self.commit()
         return submission
+
+    def _check(self, cancellation: Cancellation, message_id: int) -> OrderCancel | None:
+        """The fresh check of one order: its message, or ``None`` if it was settled
+        (or must wait) instead."""
+        order = cancelling.order_of(cancellation.order_id)
+        status, record = self.amazon_status(order.amazon_order_id)
+        if status is None:
+            if isinstance(record, NotFoundError):
+                self.release(cancellation)
+                self.reject(cancellation, f"Amazon does not know this order: {record}", None)
+            else:
+                self.release(
+                    cancellation, f"Could not check the order on Amazon; retrying: {record}"
+                )
+                self.result.errors.append(f"{order.amazon_order_id}: {record}")
+            return None
+        if status == "Canceled":
+            self.release(cancellation)
+            self.confirm(cancellation, "Amazon had cancelled the order already.")
+            return None
+        if status != "Unshipped":
+            self.release(cancellation)
+            label = STATUS_LABELS.get(status, status)
+            self.reject(
+                cancellation, f"The order is {label} on Amazon now; it was not cancelled.", status
+            )
+            return None
+        if cancellation.attempts >= MAX_ATTEMPTS:
+            self.release(cancellation)
+            self.reject(
+                cancellation,
+                f"Amazon did not take the cancellation in {cancellation.attempts} attempts "
+                f"({cancellation.result or 'no answer'}); the order is still Unshipped there.",
+                status,
+            )
+            return None
+        cancel = OrderCancel(
+            message_id=message_id,
+            amazon_order_id=order.amazon_order_id,
+            item_codes=[item.order_item_id for item in record.items],
+            reason=cancellation.reason,
+        )
+        try:
+            check_cancel(cancel)
+        except ValueError as exc:
+            self.release(cancellation)
+            self.reject(cancellation, f"The cancellation cannot be sent to Amazon: {exc}", status)
+            return None
+        return cancel
 
     # -- 2. send -----------------------------------------------------------------------
 
@@ -238,25 +343,35 @@ class _Run:
         """After a crash between createFeed and its commit: the feed Amazon created then."""
         sent_at = submission.create_sent_at
         assert sent_at is not None
-        page = self.client.get_feeds(
-            feed_types=[submission.feed_type],
-            marketplace_ids=[self.store.marketplace_id],
-            created_since=sent_at - dt.timedelta(minutes=5),
-        )
+        window = dt.timedelta(minutes=5)
         known = set(
             self.session.scalars(
                 sa.select(FeedSubmission.feed_id).where(
-                    FeedSubmission.store_id == self.store.id, FeedSubmission.feed_id.is_not(None)
+                    FeedSubmission.store_id == self.store_id, FeedSubmission.feed_id.is_not(None)
                 )
             )
         )
         candidates = []
-        for feed in page.get("feeds") or []:
-            created = _parse_time(feed.get("createdTime"))
-            if feed.get("feedId") in known or created is None:
-                continue
-            if created >= sent_at - dt.timedelta(seconds=60):
-                candidates.append((abs((created - sent_at).total_seconds()), feed["feedId"]))
+        token = None
+        for _page in range(10):
+            if token:
+                page = self.client.get_feeds(next_token=token)
+            else:
+                page = self.client.get_feeds(
+                    feed_types=[submission.feed_type],
+                    marketplace_ids=[self.store.marketplace_id],
+                    created_since=sent_at - window,
+                    page_size=100,
+                )
+            for feed in page.get("feeds") or []:
+                created = _parse_time(feed.get("createdTime"))
+                if feed.get("feedId") in known or created is None:
+                    continue
+                if abs(created - sent_at) <= window:
+                    candidates.append((abs((created - sent_at).total_seconds()), feed["feedId"]))
+            token = page.get("nextToken")
+            if not token:
+                break
         if not candidates:
             return None
         if len(candidates) > 1:
@@ -269,8 +384,20 @@ class _Run:
         return str(min(candidates)[1])
 
     def send(self, submission: FeedSubmission) -> None:
+        self.keep_lease()
         feed_id = self._adopt(submission) if submission.state == "creating" else None
         if feed_id is None:
+            stale = (submission.built_at or submission.created_at) < self.stale_before()
+            if submission.attempts or stale:
+                # An earlier try did not get through (or it is long ago): the
+                # orders are checked again before anything goes out.
+                for cancellation in self._cancellations(submission):
+                    self.release(cancellation, "Checked again before sending.")
+                submission.state = "stale"
+                self.commit()
+                return
+            submission.attempts += 1
+            self.commit()
             data = submission.document.encode("utf-8")
             document = self.client.create_feed_document(XML_CONTENT_TYPE)
             self.client.upload_feed_document(document["url"], data, XML_CONTENT_TYPE)
@@ -312,7 +439,7 @@ class _Run:
                     Cancellation.submission_id == submission.id,
                     Cancellation.state.in_(cancelling.PENDING),
                 )
-                .order_by(Cancellation.message_id)
+                .order_by(Cancellation.id)
             )
         )
 
@@ -332,49 +459,65 @@ class _Run:
         report = None
         document_id = feed.get("resultFeedDocumentId")
         if document_id:
-            meta = self.client.get_feed_document(document_id)
-            data = self.client.download_document(meta["url"], meta.get("compressionAlgorithm"))
-            report = parse_processing_report(data)
-            submission.result = report.summary
-        errors = report.errors_by_message() if report is not None else {}
-        whole_feed = errors.get("0")
-        cancellations = self._cancellations(submission)
-        if status == "DONE" and report is not None:
-            for cancellation in cancellations:
-                failures = errors.get(str(cancellation.message_id)) or whole_feed
-                if failures:
-                    self._rejected_by_amazon(cancellation, failures[0].description)
-                else:
-                    self.confirm(
-                        cancellation,
-                        f"Amazon confirmed the cancellation (feed {submission.feed_id}); "
-                        "Amazon tells the buyer.",
-                    )
-            submission.state = "done"
-        else:
-            # FATAL (some, none or all may have been applied), CANCELLED, or DONE
-            # without a report: what has no error of its own is verified again.
-            for cancellation in cancellations:
-                failures = errors.get(str(cancellation.message_id))
-                if failures:
-                    self._rejected_by_amazon(cancellation, failures[0].description)
-                else:
-                    self.requeue(cancellation, f"Amazon's feed {submission.feed_id} ended {status}")
-            submission.state = "fatal" if status == "FATAL" else "cancelled"
-            if status == "DONE":
-                submission.state = "failed"
-                submission.error = "Amazon gave no processing report."
+            try:
+                meta = self.client.get_feed_document(document_id)
+                data = self.client.download_document(meta["url"], meta.get("compressionAlgorithm"))
+                report = parse_processing_report(data)
+                submission.result = report.summary
+            except (AmazonOrdersError, ValueError, KeyError) as exc:
+                # A report we cannot read settles nothing: what it says is asked again.
+                submission.error = f"The processing report could not be read: {exc}"
+                report = None
+        self._settle(submission, status, report)
         submission.next_poll_at = None
         self.commit()
+
+    def _settle(
+        self, submission: FeedSubmission, status: str, report: ProcessingReport | None
+    ) -> None:
+        errors = report.errors_by_message() if report is not None else {}
+        whole_feed = errors.get("0")
+        # Only a complete report of every message confirms what has no error.
+        complete = (
+            status == "DONE"
+            and report is not None
+            and report.status == "Complete"
+            and (report.processed is None or report.processed >= submission.messages)
+        )
+        for cancellation in self._cancellations(submission):
+            failures = errors.get(str(cancellation.message_id)) or (
+                whole_feed if complete else None
+            )
+            if failures:
+                self._rejected_by_amazon(cancellation, failures[0].description)
+            elif complete:
+                self.confirm(
+                    cancellation,
+                    f"Amazon confirmed the cancellation (feed {submission.feed_id}); "
+                    "Amazon tells the buyer.",
+                )
+            else:
+                # FATAL (some, none or all may have been applied), CANCELLED, or no
+                # usable report: checked again (an order Amazon cancelled is then
+                # confirmed, not sent twice).
+                self.requeue(cancellation, f"Amazon's feed {submission.feed_id} ended {status}")
+        if complete:
+            submission.state = "done"
+        elif status == "DONE":
+            submission.state = "failed"
+            submission.error = submission.error or "Amazon's processing report was incomplete."
+        else:
+            submission.state = "fatal" if status == "FATAL" else "cancelled"
 
     def _rejected_by_amazon(self, cancellation: Cancellation, description: str) -> None:
         order = cancelling.order_of(cancellation.order_id)
         status, _record = self.amazon_status(order.amazon_order_id)
-        self.reject(
-            cancellation,
-            f"Amazon rejected the cancellation: {description}",
-            status if status != "Canceled" else None,
-        )
+        if status == "Canceled":
+            # Amazon refused our message because the order is cancelled already
+            # (by the buyer, by Amazon, or by an earlier feed): cancelled it is.
+            self.confirm(cancellation, f"Amazon has cancelled the order ({description}).")
+        else:
+            self.reject(cancellation, f"Amazon rejected the cancellation: {description}", status)
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -402,32 +545,52 @@ def process_feeds(store: Store | int) -> FeedRun:
     try:
         loaded = get_store(store_id)
         client = ext.client_for(loaded)
-        run = _Run(loaded, client, result)
+        run = _Run(loaded, client, result, owner)
+        if _guarded(run, "recover", run.recover) is False:
+            return result
         # A document built (or a createFeed sent) by a run that crashed goes first.
         for submission in _submissions(session, store_id, ("built", "creating")):
-            _guarded(run, "send", functools.partial(run.send, submission))
+            if _guarded(run, "send", functools.partial(run.send, submission)) is False:
+                return result
         now = utcnow()
-        for submission in _submissions(session, store_id, ("submitted",)):
-            if submission.next_poll_at is None or submission.next_poll_at <= now:
-                _guarded(run, "poll", functools.partial(run.poll, submission))
-        # Then the queue, including what a FATAL feed just gave back.
+        due = [
+            submission
+            for submission in _submissions(session, store_id, ("submitted",))
+            if submission.next_poll_at is None or submission.next_poll_at <= now
+        ]
+        for submission in due:
+            if _guarded(run, "poll", functools.partial(run.poll, submission)) is False:
+                return result
+        # Then the queue, including what a failed feed just gave back.
         built = _guarded(run, "verify", run.verify_and_build)
-        if built is not None:
+        if isinstance(built, FeedSubmission):
             _guarded(run, "send", functools.partial(run.send, built))
     finally:
+        session.rollback()
         if client is not None:
             client.close()
         leases.release(session, store_id, owner, "feeds")
     return result
 
 
-def _guarded(run: _Run, label: str, step: Callable[[], _T]) -> _T | None:
-    """Run one step; an Amazon error is recorded and the step is retried next run."""
+def _guarded(run: _Run, label: str, step: Callable[[], _T]) -> _T | bool | None:
+    """Run one step; an error is recorded and the step is tried again next run.
+
+    Returns ``False`` when the run must stop (the lease was lost).
+    """
     try:
         return step()
-    except AmazonOrdersError as exc:
+    except LeaseLost as exc:
         run.session.rollback()
-        log.warning("%s: feed %s failed: %s", run.store.name, label, exc)
+        log.warning("%s: %s", run.store.name, exc)
+        run.result.errors.append(str(exc))
+        return False
+    except Exception as exc:
+        run.session.rollback()
+        if isinstance(exc, AmazonOrdersError):
+            log.warning("%s: feed %s failed: %s", run.store.name, label, exc)
+        else:
+            log.exception("%s: feed %s failed", run.store.name, label)
         run.result.errors.append(f"{label}: {exc}")
         _note_error(run, f"{label}: {exc}")
         return None
@@ -435,7 +598,7 @@ def _guarded(run: _Run, label: str, step: Callable[[], _T]) -> _T | None:
 
 def _note_error(run: _Run, message: str) -> None:
     session = run.session
-    for submission in _submissions(session, run.store.id, ("built", "creating", "submitted")):
+    for submission in _submissions(session, run.store_id, ("built", "creating", "submitted")):
         submission.error = message[:2000]
     session.commit()
 

@@ -44,3 +44,15 @@ def release(session: Any, store_id: int, owner: str, kind: str) -> None:
         .execution_options(synchronize_session=False)
     )
     session.commit()
+
+
+def renew(session: Any, store_id: int, owner: str, kind: str, duration: dt.timedelta) -> bool:
+    """Extend the lease ``owner`` holds; ``False`` if it was lost (expired and taken)."""
+    until, holder = _COLUMNS[kind]
+    result = session.execute(
+        sa.update(Store)
+        .where(Store.id == store_id, holder == owner)
+        .values({until: utcnow() + duration})
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)

@@ -62,9 +62,9 @@ log = logging.getLogger("flask_amazon_orders.sync")
 _ORDERS_TABLE = metadata.tables["amazon_orders"]
 _ITEMS_TABLE = metadata.tables["amazon_order_items"]
 _EVENTS_TABLE = metadata.tables["amazon_order_events"]
-#: A cancellation from the admin pages waits for Amazon in these states …
-_CANCEL_PENDING = ("queued", "sent")
-#: … and meanwhile Amazon still reports the order in one of these.
+#: A cancellation from the admin pages is on its way or done in these states …
+_CANCELLED_HERE = ("queued", "sent", "confirmed")
+#: … and an older copy of Amazon's may still show the order in one of these.
 _NOT_YET_CANCELLED = ("Unshipped", "Pending", "PendingAvailability")
 
 #: Amazon keeps a pagination token for 24 hours; resume only well within that.
@@ -291,8 +291,9 @@ def _update_changed(
             order.buyer_data_encrypted = _buyer_data(ext, record)
         _apply_items(order, record)
         new_status = record.status
-        if order.cancellation_state in _CANCEL_PENDING and new_status in _NOT_YET_CANCELLED:
-            # Cancelled here and on its way to Amazon: Amazon's copy is older news.
+        if order.cancellation_state in _CANCELLED_HERE and new_status in _NOT_YET_CANCELLED:
+            # Cancelled here (on its way, or confirmed): Amazon's copy is older news,
+            # a cancelled order never goes back.
             order.status = new_status = old_status
         if new_status != old_status:
             session.add(

@@ -258,7 +258,18 @@ def cancel_orders(
     if not claimed:
         session.rollback()
         return result
-    claimed_orders = {order_id: allowed[order_id] for order_id in allowed if order_id in claimed}
+    # Read the claimed rows again (our UPDATE holds their row locks on PostgreSQL):
+    # an import that committed meanwhile may have linked a host order.
+    fresh = {
+        order.id: order
+        for order in session.scalars(
+            sa.select(AmazonOrder)
+            .options(sa.orm.lazyload(AmazonOrder.items))
+            .where(AmazonOrder.id.in_(list(claimed)))
+            .execution_options(populate_existing=True)
+        )
+    }
+    claimed_orders = {order_id: fresh[order_id] for order_id in allowed if order_id in claimed}
     to_complete: list[AmazonOrder] = []
     rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -318,6 +329,8 @@ def cancel_orders(
         len(result.refused),
     )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if signals.cancellation_queued.receivers or signals.host_order_status_changed.receivers:
+        _refresh(session, [c for c, _o in queued], [o for _c, o in queued])
     for cancellation, order in queued:
         signals.send(
             signals.cancellation_queued, app, store=loaded, order=order, cancellation=cancellation
@@ -334,6 +347,25 @@ def cancel_orders(
     if ext.worker is not None and ext.worker.running:
         ext.worker.wake()
     return result
+
+
+def _refresh(session: Any, cancellations: list[Cancellation], orders: list[AmazonOrder]) -> None:
+    """Load committed (expired) objects again in two queries, not one each, before
+    receivers read them."""
+    groups: tuple[tuple[Any, list[Any]], ...] = (
+        (Cancellation, cancellations),
+        (AmazonOrder, orders),
+    )
+    for model, objects in groups:
+        ids = [sa.inspect(obj).identity[0] for obj in objects]  # no load for the id
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            session.scalars(
+                sa.select(model)
+                .where(model.id.in_(chunk))
+                .options(sa.orm.lazyload("*"))
+                .execution_options(populate_existing=True)
+            ).all()
 
 
 def _host_statuses_before(
@@ -473,14 +505,14 @@ def reject(
         )
     )
     order.status = status
-    restored = False
     before = cancellation.host_status_before
-    if (
-        order.host_order_ref
-        and ext.host is not None
-        and before
-        and order.host_status == COMPLETE
-        and before != COMPLETE
-    ):
-        restored = _set_host_status(session, ext.host, order, before, actor)
-    return restored
+    adapter = ext.host
+    if not (order.host_order_ref and adapter is not None and before and before != COMPLETE):
+        return False
+    if order.host_status != COMPLETE:
+        return False
+    # Only if the shop order is still Complete: staff may have moved it since.
+    now = _host_statuses_before(adapter, session, [order])[order.id]
+    if now not in (None, COMPLETE):
+        return False
+    return _set_host_status(session, adapter, order, before, actor)
