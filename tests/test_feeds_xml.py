@@ -4,14 +4,18 @@ the processing report parser."""
 from __future__ import annotations
 
 import gzip
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from flask_amazon_orders.client.feeds_xml import (
+    AdjustedItem,
+    OrderAdjustment,
     OrderCancel,
     order_acknowledgement_feed,
+    order_adjustment_feed,
     parse_processing_report,
 )
 from flask_amazon_orders.errors import MalformedResponseError
@@ -125,3 +129,72 @@ def test_processing_report_is_read_by_message_id():
 def test_a_malformed_report_is_a_typed_error(document):
     with pytest.raises(MalformedResponseError):
         parse_processing_report(document)
+
+
+# -- item adjustments (POST_PAYMENT_ADJUSTMENT_DATA) ------------------------------------
+
+ADJUSTMENT_SCHEMA = etree.XMLSchema(
+    etree.parse(str(Path(__file__).parent / "schemas/order_adjustment.xsd"))
+)
+
+
+def _adjustment(n: int = 1, **changes) -> OrderAdjustment:
+    item = {
+        "item_code": "12345678901234",
+        "merchant_adjustment_item_id": f"shop-{n}-1",
+        "reason": "NoInventory",
+        "amounts": {"Principal": Decimal("19.99"), "Tax": Decimal("3.80")},
+        "quantity_cancelled": 1,
+    }
+    item.update(changes.pop("item", {}))
+    values = {
+        "message_id": n,
+        "amazon_order_id": f"028-123456{n}-1234567",
+        "currency": "EUR",
+        "items": [AdjustedItem(**item)],
+    }
+    values.update(changes)
+    return OrderAdjustment(**values)
+
+
+def test_the_adjustment_feed_is_valid_against_the_schema():
+    document = order_adjustment_feed(
+        "A2SELLER",
+        [_adjustment(1), _adjustment(2, item={"reason": "CustomerCancel", "amounts": {}})],
+    )
+    root = etree.fromstring(document)
+    ADJUSTMENT_SCHEMA.assertValid(root)
+    first = root.find("Message/OrderAdjustment/AdjustedItem")
+    assert [child.tag for child in first] == [
+        "AmazonOrderItemCode",
+        "MerchantAdjustmentItemID",
+        "AdjustmentReason",
+        "ItemPriceAdjustments",
+        "QuantityCancelled",
+    ]
+    assert first.findtext("ItemPriceAdjustments/Component/Amount") == "19.99"
+    assert first.find("ItemPriceAdjustments/Component/Amount").get("currency") == "EUR"
+
+
+def test_the_adjustment_schema_catches_three_decimals():
+    bad = order_adjustment_feed("A2SELLER", [_adjustment()]).replace(b"19.99", b"19.999")
+    assert not ADJUSTMENT_SCHEMA.validate(etree.fromstring(bad))
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"amounts": {"Principal": Decimal("19.999")}},
+        {"amounts": {"Principal": Decimal("-1.00")}},
+        {"amounts": {"Bonus": Decimal("1.00")}},
+        {"reason": "BuyerCanceled"},
+        {"quantity_cancelled": 0},
+        {"merchant_adjustment_item_id": ""},
+        {"merchant_adjustment_item_id": "x" * 51},
+        {"item_code": "1234"},
+        {"amounts": {}, "quantity_cancelled": None},
+    ],
+)
+def test_adjustments_amazon_would_refuse_are_refused(item):
+    with pytest.raises(ValueError):
+        order_adjustment_feed("A2SELLER", [_adjustment(item=item)])

@@ -4,6 +4,8 @@
 document that cancels whole orders (SP-API-NOTES §3.2, §3.3): one ``Message``
 per order with ``StatusCode`` ``Failure`` and one ``Item`` with the
 ``CancelReason`` per order item, in the element order of Amazon's schema.
+:func:`order_adjustment_feed` writes a ``POST_PAYMENT_ADJUSTMENT_DATA`` document
+of item refunds and cancelled quantities (§3.4).
 :func:`parse_processing_report` reads the report Amazon returns (§3.6) and
 answers, per ``MessageID``, the errors Amazon found. No Flask here.
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from xml.sax.saxutils import escape
 
 from ..errors import MalformedResponseError
@@ -199,3 +202,163 @@ def parse_processing_report(document: bytes) -> ProcessingReport:
         with_error=_count(summary, "MessagesWithError"),
         results=tuple(results),
     )
+
+
+# -- item adjustments (POST_PAYMENT_ADJUSTMENT_DATA) -----------------------------------
+
+PAYMENT_ADJUSTMENT = "POST_PAYMENT_ADJUSTMENT_DATA"
+
+#: The AdjustmentReason values of OrderAdjustment.xsd (SP-API-NOTES §3.4).
+ADJUSTMENT_REASONS = (
+    "NoInventory",
+    "CustomerReturn",
+    "GeneralAdjustment",
+    "CouldNotShip",
+    "DifferentItem",
+    "Abandoned",
+    "CustomerCancel",
+    "PriceError",
+    "ProductOutofStock",
+    "CustomerAddressIncorrect",
+    "Exchange",
+    "Other",
+    "CarrierCreditDecision",
+    "RiskAssessmentInformationNotValid",
+    "CarrierCoverageFailure",
+    "TransactionRecord",
+    "Undeliverable",
+    "RefusedDelivery",
+)
+#: The ItemPriceAdjustments Component/Type values (SP-API-NOTES §3.4).
+PRICE_COMPONENTS = (
+    "Principal",
+    "Shipping",
+    "Tax",
+    "ShippingTax",
+    "RestockingFee",
+    "RestockingFeeTax",
+    "GiftWrap",
+    "GiftWrapTax",
+    "Surcharge",
+    "ReturnShipping",
+    "Goodwill",
+    "ExportCharge",
+    "COD",
+    "CODTax",
+    "Other",
+    "FreeReplacementReturnShipping",
+)
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_TWO_DECIMALS = Decimal("0.01")
+
+
+@dataclasses.dataclass(frozen=True)
+class AdjustedItem:
+    """One line of an OrderAdjustment: an item's refund and/or cancelled quantity."""
+
+    item_code: str
+    #: Ours, for idempotency (StringNotNull, 1 to 50 characters).
+    merchant_adjustment_item_id: str
+    reason: str
+    #: Price component -> amount refunded (positive: a credit to the buyer).
+    amounts: Mapping[str, Decimal]
+    quantity_cancelled: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderAdjustment:
+    """One message of an adjustment feed: adjust items of ``amazon_order_id``."""
+
+    message_id: int
+    amazon_order_id: str
+    currency: str
+    items: Sequence[AdjustedItem]
+
+
+def _amount(value: Decimal) -> str:
+    """An amount with exactly two decimals (BaseCurrencyAmount). :raises ValueError:"""
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise ValueError(f"{value!r} is not a decimal amount.")
+    if value != value.quantize(_TWO_DECIMALS):
+        raise ValueError(f"{value} has more than two decimals.")
+    if value < 0:
+        raise ValueError(f"{value} is negative; refunds are positive amounts.")
+    return f"{value.quantize(_TWO_DECIMALS):.2f}"
+
+
+def check_adjustment(adjustment: OrderAdjustment) -> None:
+    """Check one message against Amazon's schema. :raises ValueError:"""
+    if not _ORDER_ID.fullmatch(adjustment.amazon_order_id):
+        raise ValueError(f"{adjustment.amazon_order_id!r} is not an Amazon order id.")
+    if not _CURRENCY.fullmatch(adjustment.currency):
+        raise ValueError(f"{adjustment.currency!r} is not a currency code.")
+    if not adjustment.items:
+        raise ValueError(f"Order {adjustment.amazon_order_id} has no items to adjust.")
+    for item in adjustment.items:
+        if not _ITEM_CODE.fullmatch(item.item_code):
+            raise ValueError(f"{item.item_code!r} is not an AmazonOrderItemCode (14 digits).")
+        ref = item.merchant_adjustment_item_id
+        if not ref or len(ref) > 50 or any(c in ref for c in "\t\r\n"):
+            raise ValueError("A MerchantAdjustmentItemID must be 1 to 50 characters.")
+        if item.reason not in ADJUSTMENT_REASONS:
+            raise ValueError(f"{item.reason!r} is not an AdjustmentReason.")
+        for component, value in item.amounts.items():
+            if component not in PRICE_COMPONENTS:
+                raise ValueError(f"{component!r} is not a price component.")
+            _amount(value)
+        if item.quantity_cancelled is not None and item.quantity_cancelled < 1:
+            raise ValueError("QuantityCancelled must be a positive number.")
+        if not item.amounts and item.quantity_cancelled is None:
+            raise ValueError("An adjusted item needs an amount or a cancelled quantity.")
+
+
+def order_adjustment_feed(merchant_id: str, adjustments: Iterable[OrderAdjustment]) -> bytes:
+    """The XML document of item refunds and cancellations (SP-API-NOTES §3.4), the
+    elements in the order of Amazon's schema. :raises ValueError:"""
+    merchant = merchant_id.strip()
+    if not merchant or len(merchant) > 50 or any(c in merchant for c in "\t\r\n"):
+        raise ValueError("The MerchantIdentifier must be 1 to 50 characters on one line.")
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<AmazonEnvelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:noNamespaceSchemaLocation="amzn-envelope.xsd">\n'
+        f"  <Header><DocumentVersion>1.01</DocumentVersion>"
+        f"<MerchantIdentifier>{escape(merchant)}</MerchantIdentifier></Header>\n"
+        "  <MessageType>OrderAdjustment</MessageType>\n"
+    ]
+    seen: set[int] = set()
+    for adjustment in adjustments:
+        if not 0 < adjustment.message_id < 10**20 or adjustment.message_id in seen:
+            raise ValueError(f"MessageID {adjustment.message_id} is not a new positive number.")
+        seen.add(adjustment.message_id)
+        check_adjustment(adjustment)
+        lines = []
+        for item in adjustment.items:
+            components = "".join(
+                f"<Component><Type>{component}</Type>"
+                f'<Amount currency="{adjustment.currency}">{_amount(value)}</Amount></Component>'
+                for component, value in item.amounts.items()
+            )
+            prices = (
+                f"<ItemPriceAdjustments>{components}</ItemPriceAdjustments>" if components else ""
+            )
+            quantity = (
+                f"<QuantityCancelled>{item.quantity_cancelled}</QuantityCancelled>"
+                if item.quantity_cancelled is not None
+                else ""
+            )
+            lines.append(
+                f"<AdjustedItem><AmazonOrderItemCode>{item.item_code}</AmazonOrderItemCode>"
+                f"<MerchantAdjustmentItemID>{escape(item.merchant_adjustment_item_id)}"
+                f"</MerchantAdjustmentItemID><AdjustmentReason>{item.reason}</AdjustmentReason>"
+                f"{prices}{quantity}</AdjustedItem>"
+            )
+        parts.append(
+            f"  <Message><MessageID>{adjustment.message_id}</MessageID><OrderAdjustment>"
+            f"<AmazonOrderID>{adjustment.amazon_order_id}</AmazonOrderID>"
+            f"{''.join(lines)}</OrderAdjustment></Message>\n"
+        )
+    if not seen:
+        raise ValueError("A feed needs at least one message.")
+    parts.append("</AmazonEnvelope>\n")
+    return "".join(parts).encode("utf-8")
