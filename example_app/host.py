@@ -46,6 +46,7 @@ class ShopAdapter(HostAdapter):
                     quantity=quantity,
                     price=unit,
                     tax=item.item_tax or Decimal("0"),
+                    amazon_order_item_id=item.order_item_id,
                 )
             )
 
@@ -77,6 +78,19 @@ class ShopAdapter(HostAdapter):
         if order is None:
             raise HostOrderError(f"Shop order {reference} does not exist.")
         order.status = status
+
+    def items_adjusted(
+        self, reference: str, adjustments: list, *, amazon_order: AmazonOrder
+    ) -> None:
+        # Amazon cancelled units and refunded them: the shop's order follows.
+        order = db.session.get(ShopOrder, int(reference))
+        if order is None:
+            raise HostOrderError(f"Shop order {reference} does not exist.")
+        for adjustment in adjustments:
+            for line in order.lines:
+                if line.amazon_order_item_id == adjustment.order_item_id:
+                    line.quantity = max(line.quantity - adjustment.quantity_cancelled, 0)
+            order.total = max(order.total - adjustment.total, Decimal("0"))
 
     def order_status(self, reference: str) -> str | None:
         return self.order_statuses([reference])[reference]

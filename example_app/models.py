@@ -57,12 +57,16 @@ class ShopOrderLine(db.Model):  # type: ignore[name-defined,misc]
     quantity: Mapped[int] = mapped_column(default=1)
     price: Mapped[Decimal] = mapped_column(sa.Numeric(10, 2))
     tax: Mapped[Decimal] = mapped_column(sa.Numeric(10, 2), default=Decimal("0"))
+    #: The Amazon order item this line came from (imported orders).
+    amazon_order_item_id: Mapped[str | None] = mapped_column(sa.String(20))
 
     order: Mapped[ShopOrder] = relationship(back_populates="lines")
 
 
 #: The shop's own order workflow.
 ORDER_STATUSES = ("Pending", "Processing", "Complete", "Canceled")
+#: Carriers the shop ships with (Amazon's carrier codes).
+CARRIERS = ("DHL", "Deutsche Post", "DPD", "Hermes", "UPS", "GLS")
 
 #: The shop's catalogue, also used to generate the sandbox's Amazon orders so
 #: that their SKUs are the shop's own.

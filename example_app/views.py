@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from flask_amazon_orders.models import AmazonOrder
 
 from . import LANGUAGES, STAFF
-from .models import ORDER_STATUSES, Product, ShopOrder, db
+from .models import CARRIERS, ORDER_STATUSES, Product, ShopOrder, db
 
 shop = Blueprint("shop", __name__)
 
@@ -127,6 +127,7 @@ def order_detail(order_id: int) -> str:
         order=order,
         products=products,
         statuses=ORDER_STATUSES,
+        carriers=CARRIERS,
         amazon_stores=_amazon_stores([order.amazon_order_id] if order.amazon_order_id else []),
     )
 
@@ -145,4 +146,43 @@ def order_status(order_id: int) -> Response:
         order.status = status
         db.session.commit()
         flash(f"Order {order.number} is now {status}.")
+    return redirect(url_for("shop.order_detail", order_id=order.id))
+
+
+@shop.post("/orders/<int:order_id>/ship")
+def order_ship(order_id: int) -> Response:
+    """The shop's workflow ships (some of) an Amazon order's lines; the extension
+    confirms the shipment to Amazon (the host-order-shipped signal)."""
+    from flask import current_app
+
+    from flask_amazon_orders import signals
+    from flask_amazon_orders.services.shipping import ShipmentError
+
+    _check_csrf()
+    order = db.session.get(ShopOrder, order_id)
+    if order is None or not order.amazon_order_id:
+        abort(404)
+    items = {}
+    for line in order.lines:
+        raw = request.form.get(f"ship-{line.id}", "0").strip() or "0"
+        if not raw.isdigit() or len(raw) > 4:
+            abort(400, "Quantities are whole numbers.")
+        if int(raw) and line.amazon_order_item_id:
+            items[line.amazon_order_item_id] = int(raw)
+    carrier = request.form.get("carrier", "")
+    if carrier not in CARRIERS:
+        abort(400, "Choose a carrier.")
+    try:
+        signals.host_order_shipped.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            order=order.amazon_order_id,
+            items=items,
+            carrier_code=carrier,
+            tracking_number=request.form.get("tracking", ""),
+        )
+    except ShipmentError as exc:
+        db.session.rollback()
+        flash(f"Not shipped: {exc}")
+    else:
+        flash(f"Shipment of order {order.number} recorded; it is being confirmed to Amazon.")
     return redirect(url_for("shop.order_detail", order_id=order.id))

@@ -121,6 +121,11 @@ class AmazonOrders:
         from .i18n import init_babel
 
         init_babel(app)
+        from . import signals
+        from .services.shipping import on_host_order_shipped
+
+        # The host tells of a shipment by sending host-order-shipped for its app.
+        signals.host_order_shipped.connect(on_host_order_shipped, app, weak=False)
         if settings.admin_url_prefix is not None:
             from .admin import init_admin
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from .errors import AmazonOrdersError
 
 if TYPE_CHECKING:
-    from .models import AmazonOrder, Store
+    from .models import Adjustment, AmazonOrder, Store
 
 #: The host status an imported order moves to when Amazon shipped or cancelled it.
 COMPLETE = "Complete"
@@ -94,6 +94,16 @@ class HostAdapter:
         per cancellation answers with one query instead.
         """
         return {reference: self.order_status(reference) for reference in references}
+
+    def items_adjusted(
+        self, reference: str, adjustments: list[Adjustment], *, amazon_order: AmazonOrder
+    ) -> None:
+        """Amazon confirmed cancelled units / refunds of items of the host order
+        ``reference`` (``adjustment.order_item_id``, ``quantity_cancelled`` and the
+        refunded ``principal``, ``tax``, ``shipping``, ``shipping_tax``, Decimal in
+        ``currency``): adjust the shop's order (in the session, no commit). The
+        default does nothing; the ``adjustment-confirmed`` signal tells too."""
+        return None
 
     def order_number(self, reference: str) -> str | None:
         """The number the shop shows for its order ``reference`` (admins search by

@@ -368,6 +368,99 @@ class Cancellation(Base):
         return f"<Cancellation {self.id} order={self.order_id} {self.reason} {self.state}>"
 
 
+class Adjustment(Base):
+    """A cancelled quantity and/or refund of one order item, sent to Amazon in a
+    ``POST_PAYMENT_ADJUSTMENT_DATA`` feed (the same outbox and feed job as
+    cancellations)."""
+
+    __tablename__ = "amazon_adjustments"
+    __table_args__ = (
+        sa.Index("ix_amazon_adjustments_store_state", "store_id", "state"),
+        sa.Index("ix_amazon_adjustments_order", "order_id", "id"),
+        sa.UniqueConstraint("submission_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_stores.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_orders.id", ondelete="CASCADE"))
+    #: Amazon's order item id (AmazonOrderItemCode).
+    order_item_id: Mapped[str] = mapped_column(sa.String(20))
+    #: ``NoInventory`` or ``CustomerCancel``.
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    quantity_cancelled: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str | None] = mapped_column(sa.String(3))
+    principal: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    tax: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    shipping: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    shipping_tax: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    memo: Mapped[str | None] = mapped_column(sa.Text)
+    #: ``queued`` → ``sent`` → ``confirmed`` or ``rejected``.
+    state: Mapped[str] = mapped_column(sa.String(12), default="queued")
+    actor: Mapped[str] = mapped_column(sa.String(120), default="admin")
+    submission_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("amazon_feed_submissions.id", ondelete="SET NULL")
+    )
+    message_id: Mapped[int | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(default=0)
+    result: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def merchant_adjustment_item_id(self) -> str:
+        """Ours, per line, the same at every retry (Amazon applies it once)."""
+        return f"amazon-orders-{self.store_id}-{self.id}"
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.tax + self.shipping + self.shipping_tax
+
+    def __repr__(self) -> str:
+        return f"<Adjustment {self.id} item={self.order_item_id} {self.state}>"
+
+
+class Shipment(Base):
+    """A shipment of (some of) an order's items, to be confirmed to Amazon
+    (Orders v0 ``confirmShipment``): stored first, sent by the feed job's run."""
+
+    __tablename__ = "amazon_shipments"
+    __table_args__ = (
+        sa.Index("ix_amazon_shipments_store_state", "store_id", "state"),
+        sa.Index("ix_amazon_shipments_order", "order_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_stores.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_orders.id", ondelete="CASCADE"))
+    #: The host's reference of the shipment (idempotency: the same reference twice
+    #: is the same shipment).
+    host_reference: Mapped[str | None] = mapped_column(sa.String(64))
+    carrier_code: Mapped[str] = mapped_column(sa.String(60))
+    carrier_name: Mapped[str | None] = mapped_column(sa.String(60))
+    shipping_method: Mapped[str | None] = mapped_column(sa.String(60))
+    tracking_number: Mapped[str] = mapped_column(sa.String(60))
+    ship_date: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: ``[{"order_item_id": …, "quantity": …}]`` as JSON.
+    items: Mapped[str] = mapped_column(sa.Text)
+    #: ``queued`` → ``confirmed`` or ``rejected``.
+    state: Mapped[str] = mapped_column(sa.String(12), default="queued")
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: Amazon's answer, or why it is waiting.
+    result: Mapped[str | None] = mapped_column(sa.Text)
+    actor: Mapped[str] = mapped_column(sa.String(120), default="host")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def package_reference(self) -> str:
+        """The ``packageReferenceId`` sent to Amazon (a positive number, unique in the
+        order, the same at every retry)."""
+        return str(self.id)
+
+    def __repr__(self) -> str:
+        return f"<Shipment {self.id} order={self.order_id} {self.state}>"
+
+
 class StoreEvent(Base):
     """One entry of a store's activity log: connected, settings changed, sync requested …
 

@@ -104,6 +104,35 @@ cancellation_confirmed = _signals.signal("cancellation-confirmed")
 cancellation_rejected = _signals.signal("cancellation-rejected")
 
 
+#: The shop shipped items of an Amazon order: the *host* sends this signal (or
+#: calls :func:`~flask_amazon_orders.services.shipping.confirm_shipment`) and the
+#: extension confirms the shipment to Amazon. Keyword arguments: ``order`` (an
+#: :class:`~flask_amazon_orders.models.AmazonOrder`, its id or its Amazon order
+#: id), ``carrier_code``, ``tracking_number``, and optionally ``items`` (order item
+#: id -> quantity; default every unshipped unit), ``ship_date``, ``carrier_name``,
+#: ``shipping_method``, ``host_reference``.
+host_order_shipped = _signals.signal("host-order-shipped")
+
+#: Amazon accepted a shipment confirmation; the order's shipped quantities and
+#: status follow. Keyword arguments: ``store``, ``order``, ``shipment``
+#: (:class:`~flask_amazon_orders.models.Shipment`).
+shipment_confirmed = _signals.signal("shipment-confirmed")
+
+#: Amazon refused a shipment confirmation (an item shipped already, an unknown
+#: item …). Keyword arguments: ``store``, ``order``, ``shipment``.
+shipment_rejected = _signals.signal("shipment-rejected")
+
+
+#: Amazon applied an item adjustment (units cancelled and refunded). Keyword
+#: arguments: ``store``, ``order``, ``adjustment``
+#: (:class:`~flask_amazon_orders.models.Adjustment`).
+adjustment_confirmed = _signals.signal("adjustment-confirmed")
+
+#: Amazon rejected an item adjustment (more than was ordered, a refund above what
+#: was paid …). Keyword arguments: ``store``, ``order``, ``adjustment``, ``message``.
+adjustment_rejected = _signals.signal("adjustment-rejected")
+
+
 class CancellationRefused(Exception):
     """Raised by a :data:`cancellation_requested` receiver to refuse a cancellation;
     the message is shown to the admin and nothing changes."""
@@ -111,16 +140,21 @@ class CancellationRefused(Exception):
 
 __all__ = [
     "CancellationRefused",
+    "adjustment_confirmed",
+    "adjustment_rejected",
     "cancellation_confirmed",
     "cancellation_queued",
     "cancellation_rejected",
     "cancellation_requested",
     "host_order_blocked",
     "host_order_created",
+    "host_order_shipped",
     "host_order_status_changed",
     "order_imported",
     "order_status_changed",
     "order_updated",
+    "shipment_confirmed",
+    "shipment_rejected",
     "sync_failed",
     "sync_finished",
 ]

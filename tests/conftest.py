@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
@@ -67,6 +68,29 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 #: Tests run Amazon's rate limits this many times faster (the client follows the
 #: sandbox's x-amzn-RateLimit-Limit header), so a drained bucket refills quickly.
 TEST_TIME_SCALE = 1000.0
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    """A plain HTTP session (for talking to a sandbox as Amazon's clients do)."""
+    session = requests.Session()
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
+    """Start sandboxes with any configuration; all are stopped after the test."""
+    servers: list[SandboxServer] = []
+
+    def make(**config: Any) -> SandboxServer:
+        server = SandboxServer(**config).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -87,27 +87,6 @@ class Amazon:
             if not token:
                 return orders
             params = {"paginationToken": token}
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    session = requests.Session()
-    yield session
-    session.close()
-
-
-@pytest.fixture
-def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
-    servers: list[SandboxServer] = []
-
-    def make(**config: Any) -> SandboxServer:
-        server = SandboxServer(**config).start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

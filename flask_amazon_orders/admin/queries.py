@@ -20,6 +20,7 @@ from sqlalchemy.orm import raiseload
 from ..extension import get_extension
 from ..i18n import N_
 from ..models import (
+    Adjustment,
     AmazonOrder,
     AmazonOrderItem,
     Cancellation,
@@ -442,3 +443,14 @@ def orders_by_ids(store_id: int, ids: Sequence[int]) -> list[AmazonOrder]:
         )
     }
     return [found[order_id] for order_id in ids if order_id in found]
+
+
+def order_adjustments(order_id: int) -> list[Adjustment]:
+    """Every item adjustment of an order, newest first."""
+    return list(
+        _session().scalars(
+            sa.select(Adjustment)
+            .where(Adjustment.order_id == order_id)
+            .order_by(Adjustment.id.desc())
+        )
+    )

@@ -26,7 +26,7 @@ from ..errors import AmazonOrdersError
 from ..extension import get_extension
 from ..i18n import _, ngettext
 from ..models import AmazonOrder, Store
-from ..services import cancelling, importing, routing, stores
+from ..services import adjusting, cancelling, importing, routing, stores
 from . import csrf, queries
 from .access import MANAGE, VIEW, current_actor, require
 from .blueprint import bp
@@ -272,6 +272,8 @@ def order(store_id: int, amazon_order_id: str) -> str:
         totals=Totals.of(found),
         events=queries.order_events(found.id),
         cancellations=queries.order_cancellations(found.id),
+        adjustments=queries.order_adjustments(found.id),
+        can_adjust=adjusting.can_adjust(found) is None,
         reasons=cancelling.REASON_VALUES,
         routes=routes,
         host_url=host_url,
@@ -446,6 +448,82 @@ def cancel_orders(store_id: int) -> Any:
             memo_max=cancelling.MEMO_MAX,
         ),
         400 if error else 200,
+    )
+
+
+# -- Cancel items (item adjustments) -------------------------------------------------
+
+
+@bp.route("/stores/<int:store_id>/orders/<amazon_order_id>/cancel-items", methods=["GET", "POST"])
+def cancel_items(store_id: int, amazon_order_id: str) -> Any:
+    """Cancel and refund units of an order's items (an Order Adjustment)."""
+    store = _store_or_404(store_id)
+    require(MANAGE, store)
+    found = _order_or_404(store, amazon_order_id)
+    error = None
+    reason = "NoInventory"
+    memo = ""
+    quantities: dict[str, int] = {}
+    if request.method == "POST":
+        csrf.check()
+        reason, memo = _cancel_form()
+        for item in found.items:
+            raw = request.form.get(f"quantity-{item.order_item_id}", "0").strip() or "0"
+            if not raw.isdigit() or len(raw) > 4:
+                error = _("Quantities are whole numbers of units.")
+                break
+            quantities[item.order_item_id] = int(raw)
+        if error is None:
+            try:
+                rows = adjusting.adjust_items(
+                    found,
+                    quantities,
+                    reason=reason,
+                    memo=memo,
+                    store=store,
+                    actor=current_actor(),
+                )
+            except adjusting.AdjustmentError as exc:
+                get_extension().session.rollback()
+                error = str(exc)
+            else:
+                flash(
+                    ngettext(
+                        "%(num)s item line cancelled; the refund is being sent to Amazon.",
+                        "%(num)s item lines cancelled; the refunds are being sent to Amazon.",
+                        len(rows),
+                    ),
+                    SUCCESS,
+                )
+                return redirect(
+                    url_for(".order", store_id=store.id, amazon_order_id=found.amazon_order_id)
+                )
+        found = _order_or_404(store, amazon_order_id)
+    why_not = adjusting.can_adjust(found)
+    already = adjusting.taken(found)
+    lines = [
+        {
+            "item": item,
+            "open": adjusting.open_quantity(item, already.get(item.order_item_id)),
+            "per_unit": adjusting.refund_for(item, 1, already.get(item.order_item_id)),
+            "quantity": quantities.get(item.order_item_id, 0),
+        }
+        for item in found.items
+    ]
+    return (
+        render_template(
+            "amazon_orders/cancel_items.html",
+            store=store,
+            order=found,
+            lines=lines,
+            reasons=adjusting.REASONS,
+            reason=reason,
+            memo=memo,
+            error=error,
+            why_not=why_not,
+            memo_max=cancelling.MEMO_MAX,
+        ),
+        400 if error else (409 if why_not else 200),
     )
 
 

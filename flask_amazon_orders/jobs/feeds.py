@@ -39,23 +39,39 @@ from flask import current_app
 from .. import signals
 from ..client.feeds_xml import (
     ORDER_ACKNOWLEDGEMENT,
+    PAYMENT_ADJUSTMENT,
     XML_CONTENT_TYPE,
+    AdjustedItem,
+    OrderAdjustment,
     OrderCancel,
     ProcessingReport,
+    check_adjustment,
     check_cancel,
     order_acknowledgement_feed,
+    order_adjustment_feed,
     parse_processing_report,
 )
 from ..client.records import STATUS_LABELS, parse_order
-from ..errors import AmazonOrdersError, NotFoundError
+from ..errors import AmazonOrdersError, InvalidInputError, NotFoundError
 from ..extension import get_extension
-from ..models import Cancellation, FeedSubmission, OrderEvent, Store, utcnow
-from ..services import cancelling
+from ..models import (
+    Adjustment,
+    AmazonOrder,
+    Cancellation,
+    FeedSubmission,
+    OrderEvent,
+    Shipment,
+    Store,
+    utcnow,
+)
+from ..services import adjusting, cancelling, shipping
 from ..services.stores import get_store
 from . import leases
 
 log = logging.getLogger("flask_amazon_orders.feeds")
 _T = TypeVar("_T")
+#: What a feed carries: whole-order cancellations or item adjustments.
+Row = Cancellation | Adjustment
 
 FEED_LEASE = dt.timedelta(minutes=15)
 #: Messages per feed at most (Amazon asks for documents under 10 MiB).
@@ -130,7 +146,10 @@ class _Run:
 
     # -- settling --------------------------------------------------------------------
 
-    def confirm(self, cancellation: Cancellation, message: str) -> None:
+    def confirm(self, cancellation: Row, message: str) -> None:
+        if isinstance(cancellation, Adjustment):
+            self.confirm_adjustment(cancellation, message)
+            return
         cancelling.confirm(cancellation, message)
         self.result.confirmed += 1
         order = cancelling.order_of(cancellation.order_id)
@@ -138,7 +157,10 @@ class _Run:
             (signals.cancellation_confirmed, {"order": order, "cancellation": cancellation})
         )
 
-    def reject(self, cancellation: Cancellation, message: str, amazon_status: str | None) -> None:
+    def reject(self, cancellation: Row, message: str, amazon_status: str | None) -> None:
+        if isinstance(cancellation, Adjustment):
+            self.reject_adjustment(cancellation, message)
+            return
         restored = cancelling.reject(cancellation, message, amazon_status=amazon_status)
         self.result.rejected += 1
         order = cancelling.order_of(cancellation.order_id)
@@ -160,8 +182,11 @@ class _Run:
                 )
             )
 
-    def settle_by_asking(self, cancellation: Cancellation, why: str) -> None:
+    def settle_by_asking(self, cancellation: Row, why: str) -> None:
         """Settle by Amazon's word: cancelled there is confirmed, anything else rejected."""
+        if isinstance(cancellation, Adjustment):
+            self.reject(cancellation, f"Not applied ({why}).", None)
+            return
         order = cancelling.order_of(cancellation.order_id)
         status, error = self.amazon_status(order.amazon_order_id)
         if status == "Canceled":
@@ -173,14 +198,14 @@ class _Run:
             self.reject(cancellation, f"The order was not cancelled ({why}).", status)
 
     @staticmethod
-    def release(cancellation: Cancellation, why: str | None = None) -> None:
+    def release(cancellation: Row, why: str | None = None) -> None:
         """Take a cancellation out of its feed; it stays (or goes back) in the queue."""
         cancellation.submission_id = None
         cancellation.message_id = None
         if why is not None:
             cancellation.result = why
 
-    def requeue(self, cancellation: Cancellation, why: str) -> None:
+    def requeue(self, cancellation: Row, why: str) -> None:
         if cancellation.attempts >= MAX_ATTEMPTS:
             self.settle_by_asking(
                 cancellation, f"Amazon could not process it after {cancellation.attempts} attempts"
@@ -188,8 +213,29 @@ class _Run:
             return
         cancellation.state = "queued"
         self.release(cancellation, why)
-        cancelling.order_of(cancellation.order_id).cancellation_state = "queued"
+        if isinstance(cancellation, Cancellation):
+            cancelling.order_of(cancellation.order_id).cancellation_state = "queued"
         self.result.requeued += 1
+
+    def confirm_adjustment(self, adjustment: Adjustment, message: str) -> None:
+        adjusting.confirm(adjustment, message)
+        order = cancelling.order_of(adjustment.order_id)
+        adjusting.host_adjusted(order, adjustment)
+        self.result.confirmed += 1
+        self.pending_signals.append(
+            (signals.adjustment_confirmed, {"order": order, "adjustment": adjustment})
+        )
+
+    def reject_adjustment(self, adjustment: Adjustment, message: str) -> None:
+        adjusting.reject(adjustment, message)
+        self.result.rejected += 1
+        order = cancelling.order_of(adjustment.order_id)
+        self.pending_signals.append(
+            (
+                signals.adjustment_rejected,
+                {"order": order, "adjustment": adjustment, "message": message},
+            )
+        )
 
     def amazon_status(self, amazon_order_id: str) -> tuple[str | None, Any]:
         """The order as Amazon has it now: (Seller Central status, record), or (None, error)."""
@@ -218,53 +264,60 @@ class _Run:
 
     # -- 1. verify and build -----------------------------------------------------------
 
-    def verify_and_build(self) -> FeedSubmission | None:
+    def _claim(self, model: Any, feed_type: str) -> tuple[FeedSubmission, list[Any]] | None:
+        """Claim the store's queued rows of ``model`` for a new submission
+        (compare-and-set: a run that lost its lease and still goes on cannot put
+        the same rows into a second document)."""
         ids = list(
             self.session.scalars(
-                sa.select(Cancellation.id)
+                sa.select(model.id)
                 .where(
-                    Cancellation.store_id == self.store_id,
-                    Cancellation.state == "queued",
-                    Cancellation.submission_id.is_(None),
+                    model.store_id == self.store_id,
+                    model.state == "queued",
+                    model.submission_id.is_(None),
                 )
-                .order_by(Cancellation.id)
+                .order_by(model.id)
                 .limit(MAX_MESSAGES)
             )
         )
         if not ids:
             return None
-        # Claim the rows first (compare-and-set): a run that lost its lease and
-        # still goes on cannot put the same cancellations into a second document.
         submission = FeedSubmission(
-            store_id=self.store_id,
-            feed_type=ORDER_ACKNOWLEDGEMENT,
-            state="verifying",
-            document="",
-            messages=0,
+            store_id=self.store_id, feed_type=feed_type, state="verifying", document="", messages=0
         )
         self.session.add(submission)
         self.session.flush()
         claimed = list(
             self.session.scalars(
-                sa.update(Cancellation)
-                .where(
-                    Cancellation.id.in_(ids),
-                    Cancellation.state == "queued",
-                    Cancellation.submission_id.is_(None),
-                )
+                sa.update(model)
+                .where(model.id.in_(ids), model.state == "queued", model.submission_id.is_(None))
                 .values(submission_id=submission.id)
-                .returning(Cancellation.id)
+                .returning(model.id)
                 .execution_options(synchronize_session=False)
             )
         )
         self.commit()
-        queued = list(
-            self.session.scalars(
-                sa.select(Cancellation)
-                .where(Cancellation.id.in_(claimed))
-                .order_by(Cancellation.id)
-            )
+        rows = list(
+            self.session.scalars(sa.select(model).where(model.id.in_(claimed)).order_by(model.id))
         )
+        return submission, rows
+
+    def _built(self, submission: FeedSubmission, document: bytes, rows: list[Any]) -> None:
+        """Store the built document with its message ids (``rows``: (row, message))."""
+        submission.document = document.decode("utf-8")
+        submission.messages = len(rows)
+        submission.state = "built"
+        submission.built_at = utcnow()
+        for row, message in rows:
+            row.message_id = message.message_id
+            row.attempts += 1
+        self.commit()
+
+    def verify_and_build(self) -> FeedSubmission | None:
+        claim = self._claim(Cancellation, ORDER_ACKNOWLEDGEMENT)
+        if claim is None:
+            return None
+        submission, queued = claim
         cancels: list[tuple[Cancellation, OrderCancel]] = []
         for count, cancellation in enumerate(queued, start=1):
             cancel = self._check(cancellation, len(cancels) + 1)
@@ -278,14 +331,7 @@ class _Run:
             self.commit()
             return None
         document = order_acknowledgement_feed(self.store.seller_id, [c for _, c in cancels])
-        submission.document = document.decode("utf-8")
-        submission.messages = len(cancels)
-        submission.state = "built"
-        submission.built_at = utcnow()
-        for cancellation, cancel in cancels:
-            cancellation.message_id = cancel.message_id
-            cancellation.attempts += 1
-        self.commit()
+        self._built(submission, document, cancels)
         return submission
 
     def _check(self, cancellation: Cancellation, message_id: int) -> OrderCancel | None:
@@ -336,6 +382,97 @@ class _Run:
             self.reject(cancellation, f"The cancellation cannot be sent to Amazon: {exc}", status)
             return None
         return cancel
+
+    # -- 1b. item adjustments: verify and build --------------------------------------
+
+    def verify_and_build_adjustments(self) -> FeedSubmission | None:
+        claim = self._claim(Adjustment, PAYMENT_ADJUSTMENT)
+        if claim is None:
+            return None
+        submission, queued = claim
+        messages: list[tuple[Adjustment, OrderAdjustment]] = []
+        records: dict[int, Any] = {}
+        for count, adjustment in enumerate(queued, start=1):
+            order = cancelling.order_of(adjustment.order_id)
+            if order.id not in records:
+                records[order.id] = self.amazon_status(order.amazon_order_id)
+            status, record = records[order.id]
+            message = self._check_adjustment(adjustment, order, status, record, len(messages) + 1)
+            if message is not None:
+                messages.append((adjustment, message))
+            if count % RENEW_EVERY == 0:
+                self.keep_lease()
+        self.keep_lease()
+        if not messages:
+            submission.state = "empty"
+            self.commit()
+            return None
+        document = order_adjustment_feed(self.store.seller_id, [m for _, m in messages])
+        self._built(submission, document, messages)
+        return submission
+
+    def _check_adjustment(
+        self, adjustment: Adjustment, order: AmazonOrder, status: str | None, record: Any, n: int
+    ) -> OrderAdjustment | None:
+        if status is None:
+            self.release(adjustment, f"Could not check the order on Amazon; retrying: {record}")
+            if isinstance(record, NotFoundError):
+                self.reject(adjustment, f"Amazon does not know this order: {record}", None)
+            return None
+        item = next((i for i in record.items if i.order_item_id == adjustment.order_item_id), None)
+        open_units = 0 if item is None else item.quantity_ordered - item.quantity_shipped
+        if status not in ("Unshipped", "PartiallyShipped") or item is None:
+            self.release(adjustment)
+            self.reject(
+                adjustment,
+                f"The order is {STATUS_LABELS.get(status, status)} on Amazon now; "
+                "the items were not cancelled.",
+                None,
+            )
+            return None
+        if adjustment.quantity_cancelled > open_units:
+            self.release(adjustment)
+            self.reject(
+                adjustment,
+                f"Only {open_units} unit(s) are unshipped on Amazon now; nothing was cancelled.",
+                None,
+            )
+            return None
+        if adjustment.attempts >= MAX_ATTEMPTS:
+            self.release(adjustment)
+            self.reject(
+                adjustment,
+                f"Amazon did not take the adjustment in {adjustment.attempts} attempts "
+                f"({adjustment.result or 'no answer'}).",
+                None,
+            )
+            return None
+        amounts = {
+            adjusting.COMPONENTS[name]: getattr(adjustment, name)
+            for name in adjusting.COMPONENTS
+            if getattr(adjustment, name)
+        }
+        message = OrderAdjustment(
+            message_id=n,
+            amazon_order_id=order.amazon_order_id,
+            currency=adjustment.currency or order.currency or "EUR",
+            items=[
+                AdjustedItem(
+                    item_code=adjustment.order_item_id,
+                    merchant_adjustment_item_id=adjustment.merchant_adjustment_item_id,
+                    reason=adjustment.reason,
+                    amounts=amounts,
+                    quantity_cancelled=adjustment.quantity_cancelled or None,
+                )
+            ],
+        )
+        try:
+            check_adjustment(message)
+        except ValueError as exc:
+            self.release(adjustment)
+            self.reject(adjustment, f"The adjustment cannot be sent to Amazon: {exc}", None)
+            return None
+        return message
 
     # -- 2. send -----------------------------------------------------------------------
 
@@ -415,13 +552,16 @@ class _Run:
         for cancellation in self._cancellations(submission):
             cancellation.state = "sent"
             order = cancelling.order_of(cancellation.order_id)
-            order.cancellation_state = "sent"
+            what = "Adjustment"
+            if isinstance(cancellation, Cancellation):
+                order.cancellation_state = "sent"
+                what = "Cancellation"
             self.session.add(
                 OrderEvent(
                     order_id=order.id,
-                    kind="cancel_sent",
+                    kind="cancel_sent" if what == "Cancellation" else "adjustment_sent",
                     actor="amazon-orders",
-                    message=f"Cancellation sent to Amazon in feed {feed_id} "
+                    message=f"{what} sent to Amazon in feed {feed_id} "
                     f"(message {cancellation.message_id}).",
                 )
             )
@@ -431,17 +571,87 @@ class _Run:
             "%s: feed %s sent with %d cancellations", self.store.name, feed_id, submission.messages
         )
 
-    def _cancellations(self, submission: FeedSubmission) -> list[Cancellation]:
+    def _cancellations(self, submission: FeedSubmission) -> list[Row]:
+        """The unsettled rows a submission carries (cancellations or adjustments)."""
+        model: Any = Adjustment if submission.feed_type == PAYMENT_ADJUSTMENT else Cancellation
         return list(
             self.session.scalars(
-                sa.select(Cancellation)
-                .where(
-                    Cancellation.submission_id == submission.id,
-                    Cancellation.state.in_(cancelling.PENDING),
-                )
-                .order_by(Cancellation.id)
+                sa.select(model)
+                .where(model.submission_id == submission.id, model.state.in_(cancelling.PENDING))
+                .order_by(model.id)
             )
         )
+
+    # -- shipments (Orders v0 confirmShipment, one call each) ---------------------------
+
+    def send_shipments(self) -> None:
+        queued = list(
+            self.session.scalars(
+                sa.select(Shipment)
+                .where(Shipment.store_id == self.store_id, Shipment.state == "queued")
+                .order_by(Shipment.id)
+                .limit(MAX_MESSAGES)
+            )
+        )
+        for count, shipment in enumerate(queued, start=1):
+            if count % RENEW_EVERY == 0:
+                self.keep_lease()
+            self._send_shipment(shipment)
+
+    def _send_shipment(self, shipment: Shipment) -> None:
+        order = cancelling.order_of(shipment.order_id)
+        lines = shipping.shipment_lines(shipment)
+        detail: dict[str, Any] = {
+            "packageReferenceId": shipment.package_reference,
+            "carrierCode": shipment.carrier_code,
+            "trackingNumber": shipment.tracking_number,
+            "shipDate": shipment.ship_date.astimezone(dt.timezone.utc)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z"),
+            "orderItems": [
+                {"orderItemId": line["order_item_id"], "quantity": line["quantity"]}
+                for line in lines
+            ],
+        }
+        if shipment.carrier_name:
+            detail["carrierName"] = shipment.carrier_name
+        if shipment.shipping_method:
+            detail["shippingMethod"] = shipment.shipping_method
+        body = {
+            "marketplaceId": order.marketplace_id or self.store.marketplace_id,
+            "packageDetail": detail,
+        }
+        shipment.attempts += 1
+        self.commit()
+        try:
+            # The same packageReferenceId at every retry: Amazon takes it once.
+            self.client.confirm_shipment(order.amazon_order_id, body)
+        except (InvalidInputError, NotFoundError) as exc:
+            shipment.state = "rejected"
+            shipment.result = f"Amazon refused the shipment confirmation: {exc.message or exc}"
+            self.session.add(
+                OrderEvent(
+                    order_id=order.id,
+                    kind="shipment_rejected",
+                    actor="amazon",
+                    message=shipment.result,
+                )
+            )
+            self.pending_signals.append(
+                (signals.shipment_rejected, {"order": order, "shipment": shipment})
+            )
+            self.commit()
+            return
+        except AmazonOrdersError as exc:
+            shipment.result = f"Waiting to be confirmed to Amazon; the last try failed: {exc}"
+            self.result.errors.append(f"shipment {shipment.id}: {exc}")
+            self.commit()
+            return
+        shipping.apply_confirmed(order, shipment)
+        self.pending_signals.append(
+            (signals.shipment_confirmed, {"order": order, "shipment": shipment})
+        )
+        self.commit()
 
     # -- 3. poll -----------------------------------------------------------------------
 
@@ -509,7 +719,10 @@ class _Run:
         else:
             submission.state = "fatal" if status == "FATAL" else "cancelled"
 
-    def _rejected_by_amazon(self, cancellation: Cancellation, description: str) -> None:
+    def _rejected_by_amazon(self, cancellation: Row, description: str) -> None:
+        if isinstance(cancellation, Adjustment):
+            self.reject(cancellation, f"Amazon rejected the adjustment: {description}", None)
+            return
         order = cancelling.order_of(cancellation.order_id)
         status, _record = self.amazon_status(order.amazon_order_id)
         if status == "Canceled":
@@ -531,7 +744,8 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 
 def process_feeds(store: Store | int) -> FeedRun:
-    """Verify, send and poll one store's cancellations (see the module's docs)."""
+    """Verify, send and poll one store's cancellations, and confirm its shipments
+    (see the module's docs)."""
     ext = get_extension()
     session = ext.session
     loaded = get_store(store)
@@ -563,6 +777,10 @@ def process_feeds(store: Store | int) -> FeedRun:
                 return result
         # Then the queue, including what a failed feed just gave back.
         built = _guarded(run, "verify", run.verify_and_build)
+        if isinstance(built, FeedSubmission):
+            _guarded(run, "send", functools.partial(run.send, built))
+        _guarded(run, "shipments", run.send_shipments)
+        built = _guarded(run, "verify adjustments", run.verify_and_build_adjustments)
         if isinstance(built, FeedSubmission):
             _guarded(run, "send", functools.partial(run.send, built))
     finally:
@@ -614,14 +832,27 @@ def _submissions(session: Any, store_id: int, states: tuple[str, ...]) -> list[F
 
 
 def process_all_feeds(should_stop: Callable[[], bool] | None = None) -> list[FeedRun]:
-    """:func:`process_feeds` for every store with cancellations on their way."""
+    """:func:`process_feeds` for every store with cancellations or shipments on their way."""
     session = get_extension().session
-    ids = list(
-        session.scalars(
-            sa.select(Cancellation.store_id)
-            .where(Cancellation.state.in_(cancelling.PENDING))
-            .distinct()
-            .order_by(Cancellation.store_id)
+    ids = sorted(
+        set(
+            session.scalars(
+                sa.select(Cancellation.store_id)
+                .where(Cancellation.state.in_(cancelling.PENDING))
+                .distinct()
+            )
+        )
+        | set(
+            session.scalars(
+                sa.select(Shipment.store_id).where(Shipment.state == "queued").distinct()
+            )
+        )
+        | set(
+            session.scalars(
+                sa.select(Adjustment.store_id)
+                .where(Adjustment.state.in_(cancelling.PENDING))
+                .distinct()
+            )
         )
     )
     runs = []

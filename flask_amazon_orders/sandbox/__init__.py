@@ -1,12 +1,14 @@
 """A realistic fake of Amazon's SP-API side, served over real HTTP.
 
 The sandbox speaks Login with Amazon (``POST /auth/o2/token``), Orders API
-v2026-01-01 (searchOrders, getOrder) and Feeds API 2021-06-30 with presigned
-upload/download URLs and processing reports. It enforces the published rate
-limits, paginates like Amazon, moves orders through their lifecycle and has a
-JSON control API under ``/_sandbox/`` to seed orders, inject faults and inspect
-what it received. Its responses validate against the official models bundled in
-``models/``.
+v2026-01-01 (searchOrders, getOrder), Orders API v0 confirmShipment and Feeds API
+2021-06-30 with presigned upload/download URLs and processing reports; order
+acknowledgements cancel orders and payment adjustments refund and cancel units.
+It enforces the published rate limits, paginates like Amazon, moves orders
+through their lifecycle and has a JSON control API under ``/_sandbox/`` to seed
+orders, inject faults and inspect what it received (feeds, shipment
+confirmations, adjustments). Its responses validate against the official models
+bundled in ``models/``.
 
 Use it in tests::
 

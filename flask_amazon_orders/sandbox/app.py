@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from . import control, feeds_api, lwa, orders_api
+from . import control, feeds_api, lwa, orders_api, orders_v0_api
 from .config import SandboxConfig
 from .plumbing import EXTENSION_KEY, error_list, json_response
 from .state import SandboxState
@@ -26,7 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.extensions[EXTENSION_KEY] = SandboxState(settings)
-    for blueprint in (lwa.bp, orders_api.bp, feeds_api.bp, control.bp):
+    for blueprint in (lwa.bp, orders_api.bp, orders_v0_api.bp, feeds_api.bp, control.bp):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(HTTPException)

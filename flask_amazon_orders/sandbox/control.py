@@ -1,5 +1,11 @@
 """The control API under ``/_sandbox/``: seed data, steer time, inject faults, inspect.
 
+Besides the feeds it received, the sandbox shows what the seller told Amazon:
+``GET /_sandbox/shipments`` (the packages confirmed through ``confirmShipment``),
+``GET /_sandbox/adjustments`` (the payment adjustments applied; both filter by
+``?order_id=`` and ``?seller_id=``) and ``GET /_sandbox/orders/<id>/adjustments``
+(one order's adjustments with, per item, what was refunded and cancelled).
+
 JSON in, JSON out, no authentication (the sandbox listens on loopback). Errors are
 ``{"error": <code>, "message": <text>}`` with status 400 (bad input), 404
 (unknown seller, order or feed) or 409 (already exists).
@@ -15,9 +21,10 @@ from flask import Blueprint, Response, request
 
 from .faults import FaultSpecError
 from .generator import ConflictError, SpecError
+from .orders import Order
 from .plumbing import get_state, json_response
-from .state import NotFound
-from .util import dumps
+from .state import NotFound, SandboxState
+from .util import dumps, format_amount
 
 bp = Blueprint("amazon_orders_sandbox_control", __name__, url_prefix="/_sandbox")
 
@@ -215,6 +222,71 @@ def advance() -> dict[str, Any]:
         raise _BadRequest("count must be a non-negative integer")
     orders = get_state().advance(_string(body, "seller_id"), count)
     return {"advanced": len(orders), "order_ids": [o.order_id for o in orders]}
+
+
+# -- what the seller told Amazon ---------------------------------------------------------------
+
+
+def _orders_of(state: SandboxState) -> list[Order]:
+    """The orders named by ``?order_id=`` and ``?seller_id=`` (404 for unknown ones)."""
+    order_id = request.args.get("order_id")
+    seller_id = request.args.get("seller_id")
+    if seller_id is not None:
+        state.seller(seller_id)
+    if order_id is not None:
+        order = state.order(order_id)
+        return [order] if seller_id in (None, order.seller_id) else []
+    return [o for o in state.orders.values() if seller_id in (None, o.seller_id)]
+
+
+@bp.get("/shipments")
+@_control
+def list_shipments() -> dict[str, Any]:
+    """The packages confirmed through confirmShipment (``?order_id=``, ``?seller_id=``)."""
+    state = get_state()
+    with state.lock:
+        found = [(s, o) for o in _orders_of(state) for s in o.shipments]
+        found.sort(key=lambda pair: (pair[0].received, pair[1].order_id))
+        return {"shipments": [shipment.to_dict(order) for shipment, order in found]}
+
+
+@bp.get("/adjustments")
+@_control
+def list_adjustments() -> dict[str, Any]:
+    """The payment adjustments applied (``?order_id=``, ``?seller_id=``)."""
+    state = get_state()
+    with state.lock:
+        found = [(a, o) for o in _orders_of(state) for a in o.adjustments]
+        found.sort(key=lambda pair: (pair[0].received, pair[1].order_id))
+        return {"adjustments": [adjustment.to_dict(order) for adjustment, order in found]}
+
+
+@bp.get("/orders/<order_id>/adjustments")
+@_control
+def order_adjustments(order_id: str) -> dict[str, Any]:
+    """One order's adjustments and, per item, the refunded amounts and cancelled units."""
+    state = get_state()
+    with state.lock:
+        order = state.order(order_id)
+        cur = order.currency
+        return {
+            "orderId": order.order_id,
+            "status": order.status,
+            "currency": cur,
+            "items": [
+                {
+                    "orderItemId": item.order_item_id,
+                    "quantityOrdered": item.quantity,
+                    "quantityShipped": item.quantity_shipped,
+                    "quantityCancelled": item.quantity_cancelled,
+                    "refunded": {
+                        kind: format_amount(value, cur) for kind, value in item.refunded.items()
+                    },
+                }
+                for item in order.items
+            ],
+            "adjustments": [adjustment.to_dict(order) for adjustment in order.adjustments],
+        }
 
 
 # -- faults and counters -----------------------------------------------------------------------

@@ -25,7 +25,7 @@ class SandboxControlError(AmazonOrdersError):
 
 
 class SandboxControl:
-    """Drive a running sandbox: sellers, orders, faults, counters, feeds.
+    """Drive a running sandbox: sellers, orders, faults, counters, feeds, shipments.
 
     :param base_url: the sandbox's URL, such as ``http://127.0.0.1:8765``.
     :param timeout: seconds to wait for each control call.
@@ -133,6 +133,42 @@ class SandboxControl:
         """Move open orders one lifecycle step; returns ``{"advanced": n, "order_ids": [...]}``."""
         body = {k: v for k, v in {"seller_id": seller_id, "count": count}.items() if v is not None}
         return self._call("POST", "/advance", body)  # type: ignore[no-any-return]
+
+    # -- shipment confirmations and payment adjustments -----------------------------------
+
+    def shipments(
+        self, order_id: str | None = None, *, seller_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The packages confirmed through ``confirmShipment``, oldest first.
+
+        Each is ``{orderId, sellerId, marketplaceId, packageReferenceId, carrierCode,
+        carrierName, shippingMethod, trackingNumber, shipDate, shipFromSupplySourceId,
+        codCollectionMethod, orderItems, receivedTime, replays, active}``; ``replays``
+        counts identical confirmations received again.
+        """
+        data = self._call("GET", "/shipments", order_id=order_id, seller_id=seller_id)
+        return data["shipments"]  # type: ignore[no-any-return]
+
+    def adjustments(
+        self, order_id: str | None = None, *, seller_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The payment adjustments applied from ``POST_PAYMENT_ADJUSTMENT_DATA`` feeds.
+
+        Each is one ``AdjustedItem``: ``{orderId, orderItemId, merchantAdjustmentItemId,
+        adjustmentReason, itemPriceAdjustments: [{type, amount}], quantityCancelled,
+        total, currency, feedId, messageId, receivedTime, replays, ...}``.
+        """
+        data = self._call("GET", "/adjustments", order_id=order_id, seller_id=seller_id)
+        return data["adjustments"]  # type: ignore[no-any-return]
+
+    def order_adjustments(self, order_id: str) -> dict[str, Any]:
+        """One order's adjustments, and per item what was refunded and cancelled.
+
+        ``{orderId, status, currency, items: [{orderItemId, quantityOrdered,
+        quantityShipped, quantityCancelled, refunded: {Principal: "19.99", ...}}],
+        adjustments: [...]}``.
+        """
+        return self._call("GET", f"/orders/{order_id}/adjustments")  # type: ignore[no-any-return]
 
     # -- faults and counters ---------------------------------------------------------------
 

@@ -51,6 +51,7 @@ OPERATIONS = (
     "getFeeds",
     "cancelFeed",
     "getFeedDocument",
+    "confirmShipment",
     "token",
     "upload",
     "download",

@@ -269,7 +269,8 @@ def flat_file_processor(state: SandboxState, seller: Seller, document: bytes) ->
 DEFAULT_FEED_PROCESSOR: FeedProcessor = xml_feed_processor()
 
 #: Feed processors by ``feedType``. Hosts and later versions replace entries here;
-#: :mod:`.order_feeds` registers the real processing of order acknowledgements.
+#: :mod:`.order_feeds` registers the real processing of order acknowledgements,
+#: :mod:`.adjustment_feeds` that of payment adjustments.
 FEED_PROCESSORS: dict[str, FeedProcessor] = {
     "POST_ORDER_ACKNOWLEDGEMENT_DATA": xml_feed_processor("OrderAcknowledgement"),
     "POST_PAYMENT_ADJUSTMENT_DATA": xml_feed_processor("OrderAdjustment"),

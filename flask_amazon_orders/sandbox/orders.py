@@ -8,6 +8,13 @@ cache is dropped on every change, so large result pages are cheap to serve.
 
 Amounts are integers in minor units. Taxes are computed on top of the net price
 (``proceedsTotal = ITEM + SHIPPING + TAX + DISCOUNT``).
+
+Besides its status, an order remembers what the seller told Amazon about it: the
+packages confirmed through Orders v0 ``confirmShipment`` (:class:`Shipment`) and
+the payment adjustments of ``POST_PAYMENT_ADJUSTMENT_DATA`` feeds
+(:class:`Adjustment`), which refund money and may cancel single units. A status
+change through the control API or ``advance`` keeps both: it ships only the units
+no adjustment cancelled, on top of the confirmed packages.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .marketplaces import TAX_RESPONSIBLE_PARTY, Marketplace
-from .util import iso_ms, money, percent_of
+from .util import format_amount, iso_ms, money, percent_of
 
 # -- vocabulary ------------------------------------------------------------------------------
 
@@ -145,6 +152,27 @@ class OrderItem:
     cancel_reason: str | None = None
     #: Amazon points granted (JP); shown under ``expense``.
     points: int = 0
+    #: Units cancelled by payment adjustments (``QuantityCancelled``).
+    quantity_cancelled: int = 0
+    #: The ``cancelReason`` of the latest adjustment that cancelled units of this item.
+    adjustment_cancel_reason: str | None = None
+    #: Amounts refunded by payment adjustments, by ``ItemPriceAdjustments`` component type.
+    refunded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def quantity_shippable(self) -> int:
+        """Units that can ship: those no payment adjustment cancelled."""
+        return max(self.quantity - self.quantity_cancelled, 0)
+
+    @property
+    def quantity_open(self) -> int:
+        """Units neither shipped nor cancelled."""
+        return max(self.quantity - self.quantity_shipped - self.quantity_cancelled, 0)
+
+    @property
+    def fully_cancelled_by_adjustment(self) -> bool:
+        """Whether payment adjustments cancelled every unit of the item."""
+        return self.quantity_cancelled >= self.quantity
 
     def amounts(self) -> tuple[int, int, int, int, int, int]:
         """``(item, shipping, item_tax, shipping_tax, discount, total)`` in minor units."""
@@ -153,6 +181,187 @@ class OrderItem:
         shipping_tax = percent_of(self.shipping_price, self.tax_bp)
         total = item + self.shipping_price + item_tax + shipping_tax - self.discount
         return item, self.shipping_price, item_tax, shipping_tax, self.discount, total
+
+    def charged(self) -> dict[str, int]:
+        """What the buyer was charged for this line, by ``ItemPriceAdjustments`` type.
+
+        ``Principal`` is the item price (``ItemPrice``: unit price times quantity),
+        ``Tax`` the tax on it; the sandbox charges no gift wrap and no COD fees.
+        """
+        item, shipping, item_tax, shipping_tax, _discount, _total = self.amounts()
+        return {
+            "Principal": item,
+            "Shipping": shipping,
+            "Tax": item_tax,
+            "ShippingTax": shipping_tax,
+            "GiftWrap": 0,
+            "GiftWrapTax": 0,
+            "COD": 0,
+            "CODTax": 0,
+        }
+
+
+#: ``(orderItemId, quantity, transparencyCodes)`` of one item in a confirmed package.
+PackageLine = tuple[str, int, tuple[str, ...]]
+
+
+@dataclass(slots=True, eq=False)
+class Shipment:
+    """A package the seller confirmed through Orders v0 ``confirmShipment``."""
+
+    reference_id: str
+    marketplace_id: str
+    carrier_code: str
+    tracking_number: str
+    #: ``shipDate`` in epoch milliseconds.
+    ship_time: int
+    items: tuple[PackageLine, ...]
+    #: When the sandbox accepted the confirmation.
+    received: int
+    carrier_name: str | None = None
+    shipping_method: str | None = None
+    ship_from_supply_source_id: str | None = None
+    cod_collection_method: str | None = None
+    #: Identical confirmations received again (answered 204, nothing shipped twice).
+    replays: int = 0
+    #: ``False`` once a status change through the control API took the package back.
+    active: bool = True
+
+    def content(self) -> tuple[Any, ...]:
+        """Everything the seller said about the package (for comparing a retry)."""
+        return (
+            self.marketplace_id,
+            self.carrier_code,
+            self.carrier_name,
+            self.shipping_method,
+            self.tracking_number,
+            self.ship_time,
+            self.ship_from_supply_source_id,
+            self.cod_collection_method,
+            tuple(sorted(self.items)),
+        )
+
+    @property
+    def carrier(self) -> str:
+        """The carrier as getOrder names it: ``carrierName`` for carrier code ``Other``."""
+        if self.carrier_code == "Other" and self.carrier_name:
+            return self.carrier_name
+        return self.carrier_code
+
+    def to_dict(self, order: Order) -> dict[str, Any]:
+        """The confirmation as the control API lists it."""
+        return {
+            "orderId": order.order_id,
+            "sellerId": order.seller_id,
+            "marketplaceId": self.marketplace_id,
+            "packageReferenceId": self.reference_id,
+            "carrierCode": self.carrier_code,
+            "carrierName": self.carrier_name,
+            "shippingMethod": self.shipping_method,
+            "trackingNumber": self.tracking_number,
+            "shipDate": iso_ms(self.ship_time),
+            "shipFromSupplySourceId": self.ship_from_supply_source_id,
+            "codCollectionMethod": self.cod_collection_method,
+            "orderItems": [_package_item(line) for line in self.items],
+            "receivedTime": iso_ms(self.received),
+            "replays": self.replays,
+            "active": self.active,
+        }
+
+
+def _package_item(line: PackageLine) -> dict[str, Any]:
+    item_id, quantity, codes = line
+    item: dict[str, Any] = {"orderItemId": item_id, "quantity": quantity}
+    if codes:
+        item["transparencyCodes"] = list(codes)
+    return item
+
+
+#: ``(Type, amount in minor units)`` of one adjustment ``Component``.
+Component = tuple[str, int]
+
+
+@dataclass(slots=True, eq=False)
+class Adjustment:
+    """One ``AdjustedItem`` of a ``POST_PAYMENT_ADJUSTMENT_DATA`` feed the sandbox applied."""
+
+    order_item_id: str
+    #: The feed's ``AdjustmentReason`` (``NoInventory``, ``CustomerReturn``, ...).
+    reason: str
+    feed_id: str
+    message_id: str
+    received: int
+    merchant_adjustment_item_id: str | None = None
+    action_type: str | None = None
+    #: ``ItemPriceAdjustments``: positive amounts are refunds to the buyer.
+    components: tuple[Component, ...] = ()
+    #: ``PromotionAdjustments``: ``(PromotionClaimCode, MerchantPromotionID, components)``.
+    promotions: tuple[tuple[str | None, str | None, tuple[Component, ...]], ...] = ()
+    #: ``DirectPaymentAdjustments`` components.
+    direct_payments: tuple[Component, ...] = ()
+    quantity_cancelled: int = 0
+    quantity: int | None = None
+    #: The same ``MerchantAdjustmentItemID`` received again (not applied twice).
+    replays: int = 0
+
+    @property
+    def total(self) -> int:
+        """The net amount credited to the buyer, minor units."""
+        promotions = sum(amount for _c, _m, parts in self.promotions for _t, amount in parts)
+        return (
+            sum(amount for _t, amount in self.components)
+            + promotions
+            + sum(amount for _t, amount in self.direct_payments)
+        )
+
+    def content(self) -> tuple[Any, ...]:
+        """Everything the adjustment says (for comparing a resent one)."""
+        return (
+            self.order_item_id,
+            self.reason,
+            self.action_type,
+            self.components,
+            self.promotions,
+            self.direct_payments,
+            self.quantity_cancelled,
+            self.quantity,
+        )
+
+    def to_dict(self, order: Order) -> dict[str, Any]:
+        """The adjustment as the control API lists it (amounts as decimal strings)."""
+        cur = order.currency
+
+        def parts(components: tuple[Component, ...]) -> list[dict[str, str]]:
+            return [
+                {"type": kind, "amount": format_amount(value, cur)} for kind, value in components
+            ]
+
+        return {
+            "orderId": order.order_id,
+            "sellerId": order.seller_id,
+            "orderItemId": self.order_item_id,
+            "merchantAdjustmentItemId": self.merchant_adjustment_item_id,
+            "adjustmentReason": self.reason,
+            "actionType": self.action_type,
+            "itemPriceAdjustments": parts(self.components),
+            "promotionAdjustments": [
+                {
+                    "promotionClaimCode": claim_code,
+                    "merchantPromotionId": promotion_id,
+                    "components": parts(components),
+                }
+                for claim_code, promotion_id, components in self.promotions
+            ],
+            "directPaymentAdjustments": parts(self.direct_payments),
+            "quantityCancelled": self.quantity_cancelled,
+            "quantity": self.quantity,
+            "total": format_amount(self.total, cur),
+            "currency": cur,
+            "feedId": self.feed_id,
+            "messageId": self.message_id,
+            "receivedTime": iso_ms(self.received),
+            "replays": self.replays,
+        }
 
 
 @dataclass(slots=True, eq=False)
@@ -180,8 +389,13 @@ class Order:
     ship_from: dict[str, str] | None = None
     #: When the (first) package left, for shipped merchant orders.
     ship_time: int | None = None
-    #: (carrier, shipping service, tracking number, package status)
+    #: (carrier, shipping service, tracking number, package status) of the package the
+    #: sandbox makes up for units shipped by a status change (not by ``confirmShipment``).
     package: tuple[str, str, str, str] | None = None
+    #: Packages confirmed through ``confirmShipment``, in the order received.
+    shipments: list[Shipment] = field(default_factory=list)
+    #: Payment adjustments applied, in the order received.
+    adjustments: list[Adjustment] = field(default_factory=list)
     _cache: dict[frozenset[str], str] = field(default_factory=dict, repr=False)
 
     # -- changes ---------------------------------------------------------------------------
@@ -189,6 +403,43 @@ class Order:
     def invalidate(self) -> None:
         """Forget the cached JSON (call after every change)."""
         self._cache.clear()
+
+    def item(self, order_item_id: str) -> OrderItem | None:
+        """The item ``order_item_id`` of this order, if it has one."""
+        for item in self.items:
+            if item.order_item_id == order_item_id:
+                return item
+        return None
+
+    def confirmed_quantities(self) -> dict[str, int]:
+        """Units per order item in the packages confirmed through ``confirmShipment``."""
+        confirmed: dict[str, int] = {}
+        for shipment in self.shipments:
+            if shipment.active:
+                for item_id, quantity, _codes in shipment.items:
+                    confirmed[item_id] = confirmed.get(item_id, 0) + quantity
+        return confirmed
+
+    def active_shipment(self, reference_id: str) -> Shipment | None:
+        """The confirmed package with ``packageReferenceId`` ``reference_id``, if any."""
+        for shipment in self.shipments:
+            if shipment.active and shipment.reference_id == reference_id:
+                return shipment
+        return None
+
+    def settled_status(self) -> str:
+        """The status the item quantities call for after a shipment or an adjustment.
+
+        Every unit cancelled: CANCELLED. Some units shipped: SHIPPED when no unit is
+        left to ship, else PARTIALLY_SHIPPED. Nothing shipped: the status stays.
+        """
+        if all(item.fully_cancelled_by_adjustment for item in self.items):
+            return CANCELLED
+        if any(item.quantity_shipped for item in self.items):
+            if any(item.quantity_open for item in self.items):
+                return PARTIALLY_SHIPPED
+            return SHIPPED
+        return self.status
 
     def apply_status(
         self,
@@ -201,14 +452,32 @@ class Order:
     ) -> None:
         """Set ``status`` and make the item quantities agree with it.
 
-        SHIPPED fulfils every unit; PARTIALLY_SHIPPED fulfils the first item only;
-        CANCELLED cancels every item (``cancellationExecution``); the other statuses
-        leave nothing fulfilled. ``package`` describes the parcel of a merchant order.
+        Units cancelled by payment adjustments stay cancelled whatever the status.
+        SHIPPED ships every other unit. PARTIALLY_SHIPPED keeps the packages confirmed
+        through ``confirmShipment`` as they are; without any, it ships the first item
+        that has units to ship. CANCELLED cancels every item
+        (``cancellationExecution``). The other statuses leave nothing shipped. Every
+        status but SHIPPED and PARTIALLY_SHIPPED takes the confirmed packages back
+        (the control API still lists them, inactive). ``package`` describes the
+        parcel of the units a status change ships (merchant orders).
         """
         self.status = status
-        for index, item in enumerate(self.items):
-            if status == SHIPPED or (status == PARTIALLY_SHIPPED and index == 0):
-                item.quantity_shipped = item.quantity
+        shipping = status in (SHIPPED, PARTIALLY_SHIPPED)
+        if not shipping:
+            for shipment in self.shipments:
+                shipment.active = False
+        confirmed = self.confirmed_quantities()
+        keep_confirmed = status == PARTIALLY_SHIPPED and any(confirmed.values())
+        first_open = True
+        for item in self.items:
+            shippable = item.quantity_shippable
+            if status == SHIPPED:
+                item.quantity_shipped = shippable
+            elif status == PARTIALLY_SHIPPED and keep_confirmed:
+                item.quantity_shipped = min(confirmed.get(item.order_item_id, 0), shippable)
+            elif status == PARTIALLY_SHIPPED and first_open and shippable:
+                item.quantity_shipped = shippable
+                first_open = False
             else:
                 item.quantity_shipped = 0
             if status == CANCELLED:
@@ -218,9 +487,12 @@ class Order:
                 item.cancel_reason = cancel_reason or (
                     "BUYER_CANCELLED" if item.cancel_request_reason else "NO_INVENTORY"
                 )
+            elif item.fully_cancelled_by_adjustment:
+                item.cancelled_by = "MERCHANT"
+                item.cancel_reason = item.adjustment_cancel_reason
             else:
                 item.cancelled_by = item.cancel_reason = None
-        if status in (SHIPPED, PARTIALLY_SHIPPED):
+        if shipping:
             if self.ship_time is None:
                 self.ship_time = at
             if package is not None:
@@ -306,10 +578,10 @@ class Order:
             "PACKAGES" in included
             and self.fulfilled_by == MERCHANT
             and self.status in (SHIPPED, PARTIALLY_SHIPPED)
-            and self.package is not None
-            and self.ship_time is not None
         ):
-            order["packages"] = [self._package_dict()]
+            packages = self._package_dicts()
+            if packages:
+                order["packages"] = packages
         return order
 
     def _fulfillment_dict(self) -> dict[str, Any]:
@@ -400,9 +672,10 @@ class Order:
                 }
             line["cancellation"] = cancellation
         if "FULFILLMENT" in included:
+            # Cancelled units are neither fulfilled nor still to be fulfilled.
             line["fulfillment"] = {
                 "quantityFulfilled": item.quantity_shipped,
-                "quantityUnfulfilled": item.quantity - item.quantity_shipped,
+                "quantityUnfulfilled": 0 if item.cancelled_by else item.quantity_open,
             }
         if "TAX" in included:
             line["tax"] = {
@@ -415,11 +688,41 @@ class Order:
             }
         return line
 
-    def _package_dict(self) -> dict[str, Any]:
-        assert self.package is not None and self.ship_time is not None
+    def _package_dicts(self) -> list[dict[str, Any]]:
+        """The confirmed packages, then one for the units a status change shipped."""
+        packages = []
+        for shipment in self.shipments:
+            if shipment.active:
+                package: dict[str, Any] = {
+                    "packageReferenceId": shipment.reference_id,
+                    "createdTime": iso_ms(shipment.received),
+                    "packageStatus": {"status": "SHIPPED"},
+                    "carrier": shipment.carrier,
+                    "shipTime": iso_ms(shipment.ship_time),
+                }
+                if shipment.shipping_method:
+                    package["shippingService"] = shipment.shipping_method
+                package["trackingNumber"] = shipment.tracking_number
+                if self.ship_from:
+                    package["shipFromAddress"] = dict(self.ship_from)
+                package["packageItems"] = [_package_item(line) for line in shipment.items]
+                packages.append(package)
+        if self.package is None or self.ship_time is None:
+            return packages
+        confirmed = self.confirmed_quantities()
+        rest = [
+            {"orderItemId": item.order_item_id, "quantity": quantity}
+            for item in self.items
+            if (quantity := item.quantity_shipped - confirmed.get(item.order_item_id, 0)) > 0
+        ]
+        if not rest:
+            return packages
+        # The smallest packageReferenceId the seller did not use.
+        used = {p["packageReferenceId"] for p in packages}
+        reference = next(str(n) for n in range(1, len(used) + 2) if str(n) not in used)
         carrier, service, tracking, status = self.package
-        package: dict[str, Any] = {
-            "packageReferenceId": "1",
+        made_up: dict[str, Any] = {
+            "packageReferenceId": reference,
             "createdTime": iso_ms(self.ship_time),
             "packageStatus": {"status": status},
             "carrier": carrier,
@@ -428,13 +731,10 @@ class Order:
             "trackingNumber": tracking,
         }
         if self.ship_from:
-            package["shipFromAddress"] = dict(self.ship_from)
-        package["packageItems"] = [
-            {"orderItemId": item.order_item_id, "quantity": item.quantity_shipped}
-            for item in self.items
-            if item.quantity_shipped
-        ]
-        return package
+            made_up["shipFromAddress"] = dict(self.ship_from)
+        made_up["packageItems"] = rest
+        packages.append(made_up)
+        return packages
 
     def summary(self) -> dict[str, Any]:
         """The compact form listed by the control API."""

@@ -31,6 +31,7 @@ USAGE_PLANS: dict[str, UsagePlan] = {
     "getFeeds": UsagePlan(Decimal("0.0222"), 10),
     "cancelFeed": UsagePlan(Decimal("2"), 15),
     "getFeedDocument": UsagePlan(Decimal("0.0222"), 10),
+    "confirmShipment": UsagePlan(Decimal("2"), 10),
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 #: Directory of the bundled model files.
 MODELS_DIR = Path(__file__).with_name("models")
 ORDERS_MODEL = "orders_2026-01-01.json"
+ORDERS_V0_MODEL = "ordersV0.json"
 FEEDS_MODEL = "feeds_2021-06-30.json"
 
 
@@ -69,6 +70,8 @@ def static_cases(model_name: str, operation_id: str) -> tuple[StaticCase, ...]:
 def _normal(value: Any) -> Any:
     if isinstance(value, list):
         return sorted(str(v) for v in value)
+    if isinstance(value, dict):  # a JSON body: compare it whatever the order of its keys
+        return json.dumps(value, sort_keys=True)
     return str(value)
 
 
@@ -77,7 +80,8 @@ def match_static(
 ) -> StaticCase | None:
     """The static case whose parameters equal ``parameters`` exactly, if any.
 
-    Array values are compared without regard to order.
+    Array values are compared without regard to order, JSON bodies (``body``)
+    without regard to the order of their keys.
     """
     wanted = {k: _normal(v) for k, v in parameters.items()}
     for case in static_cases(model_name, operation_id):

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import order_feeds  # noqa: F401  (registers the order feed processors)
+from . import adjustment_feeds, order_feeds  # noqa: F401  (register the order feed processors)
 from .config import SandboxConfig
 from .faults import FaultRegistry
 from .feeds import FeedStore
@@ -26,12 +26,15 @@ from .generator import ConflictError, OrderFactory, SpecError
 from .marketplaces import DEFAULT_MARKETPLACE_ID, MARKETPLACES, Marketplace
 from .orders import (
     CANCEL_REASONS,
+    CANCELLED,
     MERCHANT,
     PARTIALLY_SHIPPED,
     SHIPPED,
     STATUSES,
     TERMINAL_STATUSES,
+    Adjustment,
     Order,
+    Shipment,
     next_status,
 )
 from .ratelimit import RateLimiter
@@ -323,6 +326,54 @@ class SandboxState:
         order.apply_status(status, at=now, package=package, **cancel)
         self.touch(order)
 
+    def record_shipment(self, order: Order, shipment: Shipment) -> None:
+        """A package confirmed through ``confirmShipment``: ship its units, settle, touch.
+
+        The caller has checked the confirmation (see :mod:`.orders_v0_api`).
+        """
+        with self.lock:
+            for item_id, quantity, _codes in shipment.items:
+                item = order.item(item_id)
+                assert item is not None and quantity <= item.quantity_open
+                item.quantity_shipped += quantity
+            order.shipments.append(shipment)
+            self._settle(order)
+
+    def record_adjustments(
+        self, order: Order, adjustments: Iterable[Adjustment], cancel_reasons: Mapping[str, str]
+    ) -> None:
+        """Apply payment adjustments to ``order``: refunds and cancelled units; settle, touch.
+
+        ``cancel_reasons`` maps an ``AdjustmentReason`` that cancels units to the
+        Orders API ``cancelReason`` an item cancelled in full shows. The caller has
+        checked the adjustments (see :mod:`.adjustment_feeds`).
+        """
+        with self.lock:
+            for adjustment in adjustments:
+                item = order.item(adjustment.order_item_id)
+                assert item is not None
+                for kind, amount in adjustment.components:
+                    item.refunded[kind] = item.refunded.get(kind, 0) + amount
+                if adjustment.quantity_cancelled:
+                    assert adjustment.quantity_cancelled <= item.quantity_open
+                    item.quantity_cancelled += adjustment.quantity_cancelled
+                    item.adjustment_cancel_reason = cancel_reasons[adjustment.reason]
+                    if item.fully_cancelled_by_adjustment:
+                        item.cancelled_by = "MERCHANT"
+                        item.cancel_reason = item.adjustment_cancel_reason
+                order.adjustments.append(adjustment)
+            self._settle(order)
+
+    def _settle(self, order: Order) -> None:
+        """Give ``order`` the status its quantities call for and record the change."""
+        status = order.settled_status()
+        if status != order.status:
+            order.status = status
+            if status == CANCELLED:
+                order.ship_time = None
+                order.package = None
+        self.touch(order)
+
     def buyer_cancel_request(self, order_id: str, reason: str | None = None) -> Order:
         """The buyer asks to cancel: every open item gets a ``cancellationRequest``."""
         with self.lock:
@@ -350,7 +401,9 @@ class SandboxState:
             if count is not None:
                 candidates = candidates[:count]
             for order in candidates:
-                target = next_status(order.status, order.fulfilled_by, len(order.items))
+                # Items whose every unit an adjustment cancelled have nothing to ship.
+                shippable = sum(1 for item in order.items if item.quantity_shippable)
+                target = next_status(order.status, order.fulfilled_by, shippable)
                 if target is not None:
                     self._apply(order, target)
             return candidates

@@ -1,0 +1,283 @@
+"""Cancelling or refunding single order items (seed 004, "Partial refunds").
+
+To cancel part of a multi-item order the seller ships what can be fulfilled and
+sends an Order Adjustment for the rest: per item, the quantity cancelled, the
+reason (``NoInventory`` or ``CustomerCancel``) and the refund by price component.
+:func:`refund_for` computes the refund from Amazon's own prices per unit, never
+more than was paid (earlier adjustments of the item count); :func:`adjust_items`
+stores the lines (the outbox) and the feed job sends them in one
+``POST_PAYMENT_ADJUSTMENT_DATA`` feed per store, each line with its own
+MerchantAdjustmentItemID.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import AmazonOrdersError
+from ..extension import get_extension
+from ..i18n import N_, _
+from ..models import Adjustment, AmazonOrder, AmazonOrderItem, OrderEvent, Store
+from .cancelling import MEMO_MAX
+
+log = logging.getLogger("flask_amazon_orders.adjusting")
+
+#: The item-level reasons of seed 004: feed value -> label.
+REASONS = {"NoInventory": N_("No Inventory"), "CustomerCancel": N_("Customer Cancel")}
+#: Adjustment states in which the amounts and quantity count as taken.
+COUNTING = ("queued", "sent", "confirmed")
+_CENTS = Decimal("0.01")
+#: Our amount fields and the feed's price components.
+COMPONENTS = {
+    "principal": "Principal",
+    "tax": "Tax",
+    "shipping": "Shipping",
+    "shipping_tax": "ShippingTax",
+}
+
+
+class AdjustmentError(AmazonOrdersError):
+    """An item adjustment that cannot be accepted; nothing was stored."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Refund:
+    """The refund of ``quantity`` units of one item, by price component."""
+
+    order_item_id: str
+    quantity: int
+    principal: Decimal
+    tax: Decimal
+    shipping: Decimal
+    shipping_tax: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.tax + self.shipping + self.shipping_tax
+
+
+def _paid(item: AmazonOrderItem) -> dict[str, Decimal]:
+    """What the buyer paid for the item, per component (the promotion taken off the
+    principal)."""
+    price = (item.item_price or Decimal(0)) - abs(item.discount or Decimal(0))
+    return {
+        "principal": max(price, Decimal(0)),
+        "tax": item.item_tax or Decimal(0),
+        "shipping": item.shipping_price or Decimal(0),
+        "shipping_tax": item.shipping_tax or Decimal(0),
+    }
+
+
+def taken(order: AmazonOrder) -> dict[str, dict[str, Any]]:
+    """Per item: the quantity cancelled and the amounts refunded so far (queued,
+    sent or confirmed)."""
+    session = get_extension().session
+    result: dict[str, dict[str, Any]] = {}
+    for adjustment in session.scalars(
+        sa.select(Adjustment).where(Adjustment.order_id == order.id, Adjustment.state.in_(COUNTING))
+    ):
+        entry = result.setdefault(
+            adjustment.order_item_id,
+            {"quantity": 0, **{name: Decimal(0) for name in COMPONENTS}},
+        )
+        entry["quantity"] += adjustment.quantity_cancelled
+        for name in COMPONENTS:
+            entry[name] += getattr(adjustment, name)
+    return result
+
+
+def open_quantity(item: AmazonOrderItem, already: Mapping[str, Any] | None) -> int:
+    """Units of the item neither shipped nor cancelled (nor being cancelled)."""
+    cancelled = already["quantity"] if already else 0
+    if item.cancelled_by:
+        return 0
+    return max(item.quantity_ordered - item.quantity_shipped - cancelled, 0)
+
+
+def refund_for(item: AmazonOrderItem, quantity: int, already: Mapping[str, Any] | None) -> Refund:
+    """The refund for cancelling ``quantity`` units: each component's share per
+    unit of what was paid, rounded to the cent; the last units get exactly what
+    is left, so the sum never exceeds what was paid."""
+    paid = _paid(item)
+    ordered = max(item.quantity_ordered, 1)
+    cancelled_before = already["quantity"] if already else 0
+    last = cancelled_before + quantity >= ordered
+    amounts = {}
+    for name, total in paid.items():
+        left = total - (already[name] if already else Decimal(0))
+        share = (total * quantity / ordered).quantize(_CENTS, rounding=ROUND_HALF_UP)
+        amounts[name] = max(min(left if last else share, left), Decimal(0))
+    return Refund(order_item_id=item.order_item_id, quantity=quantity, **amounts)
+
+
+def can_adjust(order: AmazonOrder) -> str | None:
+    """Why items of ``order`` cannot be cancelled here now, or ``None``."""
+    if order.fulfillment_channel != "MFN":
+        return _("Amazon fulfils this order; cancel it in Seller Central.")
+    if order.cancellation_state in ("queued", "sent", "confirmed") or order.status not in (
+        "Unshipped",
+        "PartiallyShipped",
+    ):
+        return _(
+            "The order is %(status)s; items can be cancelled only while some are unshipped.",
+            status=order.status_label,
+        )
+    return None
+
+
+def plan(order: AmazonOrder, quantities: Mapping[str, int]) -> list[Refund]:
+    """Check the quantities and compute the refunds. :raises AdjustmentError:"""
+    why = can_adjust(order)
+    if why:
+        raise AdjustmentError(why)
+    items = {item.order_item_id: item for item in order.items}
+    already = taken(order)
+    refunds = []
+    for item_id, quantity in quantities.items():
+        item = items.get(item_id)
+        if item is None:
+            raise AdjustmentError(_("%(item)s is not an item of this order.", item=item_id))
+        if quantity == 0:
+            continue
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+            raise AdjustmentError(_("Quantities are whole numbers of units."))
+        left = open_quantity(item, already.get(item_id))
+        if quantity > left:
+            raise AdjustmentError(
+                _(
+                    "Only %(left)s unit(s) of %(sku)s are unshipped.",
+                    left=left,
+                    sku=item.seller_sku or item_id,
+                )
+            )
+        refunds.append(refund_for(item, quantity, already.get(item_id)))
+    if not refunds:
+        raise AdjustmentError(_("Choose at least one unit to cancel."))
+    return refunds
+
+
+def adjust_items(
+    order: AmazonOrder,
+    quantities: Mapping[str, int],
+    *,
+    reason: str,
+    memo: str | None = None,
+    store: Store | int | None = None,
+    actor: str = "api",
+) -> list[Adjustment]:
+    """Cancel (and refund) units of an order's items: stored at once, sent to
+    Amazon by the feed job.
+
+    :param quantities: Amazon order item id -> units to cancel.
+    :param reason: ``NoInventory`` or ``CustomerCancel``.
+    :raises AdjustmentError: an invalid line or reason, another store's order;
+        nothing is stored.
+    """
+    session = get_extension().session
+    if store is not None and order.store_id != (store if isinstance(store, int) else store.id):
+        raise AdjustmentError(_("There is no such order in this store."))
+    if reason not in REASONS:
+        raise AdjustmentError(_("Choose a reason: No Inventory or Customer Cancel."))
+    memo = (memo or "").strip() or None
+    if memo is not None and len(memo) > MEMO_MAX:
+        raise AdjustmentError(_("The seller memo is longer than %(max)s characters.", max=MEMO_MAX))
+    # One adjustment at a time per order: the row lock (PostgreSQL) serializes them,
+    # so two admins cannot both cancel the last unit.
+    session.execute(
+        sa.update(AmazonOrder)
+        .where(AmazonOrder.id == order.id)
+        .values(updated_at=AmazonOrder.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    refunds = plan(order, quantities)
+    rows = []
+    for refund in refunds:
+        adjustment = Adjustment(
+            store_id=order.store_id,
+            order_id=order.id,
+            order_item_id=refund.order_item_id,
+            reason=reason,
+            quantity_cancelled=refund.quantity,
+            currency=order.currency,
+            principal=refund.principal,
+            tax=refund.tax,
+            shipping=refund.shipping,
+            shipping_tax=refund.shipping_tax,
+            memo=memo,
+            state="queued",
+            actor=actor[:120],
+        )
+        session.add(adjustment)
+        rows.append(adjustment)
+        session.add(
+            OrderEvent(
+                order_id=order.id,
+                kind="adjustment_queued",
+                actor=actor[:120],
+                message=f"{refund.quantity} unit(s) of item {refund.order_item_id} cancelled "
+                f"({reason}), refund {refund.total} {order.currency or ''}; queued for Amazon."
+                + (f" Memo: {memo}" if memo else ""),
+            )
+        )
+    session.commit()
+    ext = get_extension()
+    if ext.worker is not None and ext.worker.running:
+        ext.worker.wake()
+    return rows
+
+
+def confirm(adjustment: Adjustment, message: str) -> None:
+    """Amazon applied the adjustment (in the session; the caller commits)."""
+    session = get_extension().session
+    adjustment.state = "confirmed"
+    adjustment.result = message
+    session.add(
+        OrderEvent(
+            order_id=adjustment.order_id,
+            kind="adjustment_confirmed",
+            actor="amazon",
+            message=f"Item {adjustment.order_item_id}: {message}",
+        )
+    )
+
+
+def reject(adjustment: Adjustment, message: str) -> None:
+    """Amazon did not apply it (in the session; the caller commits)."""
+    session = get_extension().session
+    adjustment.state = "rejected"
+    adjustment.result = message
+    session.add(
+        OrderEvent(
+            order_id=adjustment.order_id,
+            kind="adjustment_rejected",
+            actor="amazon",
+            message=f"Item {adjustment.order_item_id}: {message}",
+        )
+    )
+
+
+def host_adjusted(order: AmazonOrder, adjustment: Adjustment) -> None:
+    """Tell the host of a confirmed adjustment (host contract), in a savepoint."""
+    adapter = get_extension().host
+    if adapter is None or not order.host_order_ref:
+        return
+    session = get_extension().session
+    try:
+        with session.begin_nested():
+            adapter.items_adjusted(order.host_order_ref, [adjustment], amazon_order=order)
+    except Exception as exc:
+        log.exception("items_adjusted failed for %s", order.host_order_ref)
+        session.add(
+            OrderEvent(
+                order_id=order.id,
+                kind="host_order_failed",
+                actor="amazon-orders",
+                message=f"The shop order could not be adjusted: {exc}",
+            )
+        )

@@ -1,0 +1,247 @@
+"""Confirming shipments to Amazon: the host ships, the extension tells Amazon.
+
+With order import on, the shop ships merchant-fulfilled orders in its own
+workflow. It tells the extension with :func:`confirm_shipment` (or by sending the
+:data:`~flask_amazon_orders.signals.host_order_shipped` signal, which calls it):
+which items and how many, the carrier, the tracking number. The shipment is
+stored at once (the outbox) and confirmed to Amazon by the feed job's run with
+Orders v0 ``confirmShipment``: durably (a crash or an Amazon outage only delays
+it) and idempotently (the same shipment is sent with the same
+``packageReferenceId`` at every retry, and the same host reference twice is one
+shipment). When Amazon accepts it, the order's shipped quantities and status
+follow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import AmazonOrdersError
+from ..extension import get_extension
+from ..i18n import _
+from ..models import AmazonOrder, OrderEvent, Shipment, Store, utcnow
+
+log = logging.getLogger("flask_amazon_orders.shipping")
+
+#: Statuses in which an order can (still) be shipped.
+SHIPPABLE = ("Unshipped", "PartiallyShipped")
+_TEXT_MAX = 60
+
+
+class ShipmentError(AmazonOrdersError):
+    """A shipment that cannot be accepted; nothing was stored."""
+
+
+def _find_order(order: AmazonOrder | int | str, store: Store | int | None) -> AmazonOrder:
+    session = get_extension().session
+    if isinstance(order, AmazonOrder):
+        found = session.get(AmazonOrder, order.id)
+    elif isinstance(order, int):
+        found = session.get(AmazonOrder, order)
+    else:
+        query = sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == order)
+        if store is not None:
+            query = query.where(
+                AmazonOrder.store_id == (store if isinstance(store, int) else store.id)
+            )
+        found = session.scalars(query).first()
+    if found is None or (
+        store is not None and found.store_id != (store if isinstance(store, int) else store.id)
+    ):
+        raise ShipmentError(_("There is no such order in this store."))
+    return found
+
+
+def queued_quantities(order: AmazonOrder) -> dict[str, int]:
+    """Per order item, the quantity in shipments not yet confirmed by Amazon."""
+    session = get_extension().session
+    pending: dict[str, int] = {}
+    for (items,) in session.execute(
+        sa.select(Shipment.items).where(Shipment.order_id == order.id, Shipment.state == "queued")
+    ):
+        for line in json.loads(items):
+            pending[line["order_item_id"]] = (
+                pending.get(line["order_item_id"], 0) + line["quantity"]
+            )
+    return pending
+
+
+def _text(value: str | None, what: str, *, required: bool) -> str | None:
+    text = (value or "").strip()
+    if not text:
+        if required:
+            raise ShipmentError(_("%(what)s is required.", what=what))
+        return None
+    if len(text) > _TEXT_MAX:
+        raise ShipmentError(
+            _("%(what)s is longer than %(max)s characters.", what=what, max=_TEXT_MAX)
+        )
+    return text
+
+
+def confirm_shipment(
+    order: AmazonOrder | int | str,
+    *,
+    carrier_code: str,
+    tracking_number: str,
+    items: Mapping[str, int] | None = None,
+    ship_date: dt.datetime | None = None,
+    carrier_name: str | None = None,
+    shipping_method: str | None = None,
+    host_reference: str | None = None,
+    store: Store | int | None = None,
+    actor: str = "host",
+) -> Shipment:
+    """Record that the shop shipped items of a merchant-fulfilled order; the feed
+    job's run confirms it to Amazon.
+
+    :param order: the order, its id or its Amazon order id.
+    :param items: Amazon order item id -> quantity shipped; ``None`` ships every
+        unshipped unit.
+    :param carrier_code: Amazon's carrier code (``DHL``, ``UPS`` …; ``Other`` with
+        ``carrier_name``).
+    :param ship_date: when it left (default: now), timezone-aware.
+    :param host_reference: the shop's reference of this shipment; sending the same
+        reference again returns the stored shipment instead of a second one.
+    :param store: the order's store, to refuse another store's order.
+    :raises ShipmentError: the order cannot be shipped so, or a value is invalid;
+        nothing is stored.
+    """
+    session = get_extension().session
+    found = _find_order(order, store)
+    if host_reference is not None:
+        host_reference = _text(host_reference, _("The shipment reference"), required=True)
+        existing = session.scalars(
+            sa.select(Shipment).where(
+                Shipment.order_id == found.id, Shipment.host_reference == host_reference
+            )
+        ).first()
+        if existing is not None:
+            return existing
+    if found.fulfillment_channel != "MFN":
+        raise ShipmentError(_("Amazon ships this order itself (fulfilled by Amazon)."))
+    if found.cancellation_state in ("queued", "sent", "confirmed") or found.status not in SHIPPABLE:
+        raise ShipmentError(
+            _(
+                "The order is %(status)s; only unshipped orders can be shipped.",
+                status=found.status_label,
+            )
+        )
+    code = _text(carrier_code, _("The carrier"), required=True)
+    tracking = _text(tracking_number, _("The tracking number"), required=True)
+    name = _text(carrier_name, _("The carrier name"), required=code == "Other")
+    method = _text(shipping_method, _("The shipping method"), required=False)
+    when = ship_date or utcnow()
+    if when.tzinfo is None:
+        raise ShipmentError(_("The ship date needs a time zone."))
+    queued = queued_quantities(found)
+    open_units = {
+        item.order_item_id: item.quantity_ordered
+        - item.quantity_shipped
+        - queued.get(item.order_item_id, 0)
+        for item in found.items
+        if not item.cancelled_by
+    }
+    if items is None:
+        lines = {item_id: units for item_id, units in open_units.items() if units > 0}
+        if not lines:
+            raise ShipmentError(_("Every item of this order is shipped already."))
+    else:
+        lines = {}
+        for item_id, quantity in items.items():
+            if item_id not in open_units:
+                raise ShipmentError(_("%(item)s is not an item of this order.", item=item_id))
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+                raise ShipmentError(_("Ship at least one unit of %(item)s.", item=item_id))
+            if quantity > open_units[item_id]:
+                raise ShipmentError(
+                    _(
+                        "Only %(open)s unit(s) of %(item)s are left to ship.",
+                        open=max(open_units[item_id], 0),
+                        item=item_id,
+                    )
+                )
+            lines[item_id] = quantity
+        if not lines:
+            raise ShipmentError(_("Choose the items that were shipped."))
+    shipment = Shipment(
+        store_id=found.store_id,
+        order_id=found.id,
+        host_reference=host_reference,
+        carrier_code=code,
+        carrier_name=name,
+        shipping_method=method,
+        tracking_number=tracking,
+        ship_date=when,
+        items=json.dumps(
+            [{"order_item_id": item_id, "quantity": units} for item_id, units in lines.items()]
+        ),
+        state="queued",
+        actor=actor[:120],
+    )
+    session.add(shipment)
+    session.flush()
+    units = sum(lines.values())
+    session.add(
+        OrderEvent(
+            order_id=found.id,
+            kind="shipment_queued",
+            actor=actor[:120],
+            message=f"Shipped {units} unit(s) with {name or code}, tracking {tracking}; "
+            "to be confirmed to Amazon.",
+        )
+    )
+    session.commit()
+    ext = get_extension()
+    if ext.worker is not None and ext.worker.running:
+        ext.worker.wake()
+    return shipment
+
+
+def shipment_lines(shipment: Shipment) -> list[dict[str, Any]]:
+    """The shipment's items: ``[{"order_item_id": …, "quantity": …}]``."""
+    return list(json.loads(shipment.items))
+
+
+def apply_confirmed(order: AmazonOrder, shipment: Shipment) -> None:
+    """Amazon accepted the shipment: shipped quantities and status follow (in the
+    session; the caller commits)."""
+    session = get_extension().session
+    shipment.state = "confirmed"
+    shipment.result = "Amazon confirmed the shipment."
+    shipped = {line["order_item_id"]: line["quantity"] for line in shipment_lines(shipment)}
+    for item in order.items:
+        if item.order_item_id in shipped:
+            item.quantity_shipped = min(
+                item.quantity_ordered, item.quantity_shipped + shipped[item.order_item_id]
+            )
+    old = order.status
+    open_items = [i for i in order.items if not i.cancelled_by]
+    done = all(i.quantity_shipped >= i.quantity_ordered for i in open_items)
+    order.status = "Shipped" if done else "PartiallyShipped"
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            kind="shipment_confirmed",
+            actor="amazon",
+            from_status=old,
+            to_status=order.status,
+            message=f"Amazon confirmed the shipment "
+            f"({shipment.carrier_name or shipment.carrier_code}, "
+            f"tracking {shipment.tracking_number}).",
+        )
+    )
+
+
+def on_host_order_shipped(sender: Any, **kwargs: Any) -> Shipment:
+    """The receiver of :data:`~flask_amazon_orders.signals.host_order_shipped`
+    (connected for the app by ``init_app``): :func:`confirm_shipment` with the
+    signal's arguments. A :class:`ShipmentError` reaches the host's ``send``."""
+    order = kwargs.pop("order")
+    return confirm_shipment(order, **kwargs)
