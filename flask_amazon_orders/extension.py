@@ -124,8 +124,9 @@ class AmazonOrders:
         from . import signals
         from .services.shipping import on_host_order_shipped
 
-        # The host tells of a shipment by sending host-order-shipped for its app.
-        signals.host_order_shipped.connect(on_host_order_shipped, app, weak=False)
+        # The host tells of a shipment by sending host-order-shipped (sender: its
+        # app, or current_app); the receiver serves the current app only.
+        signals.host_order_shipped.connect(on_host_order_shipped, weak=False)
         if settings.admin_url_prefix is not None:
             from .admin import init_admin
 

@@ -427,6 +427,7 @@ class Shipment(Base):
     __table_args__ = (
         sa.Index("ix_amazon_shipments_store_state", "store_id", "state"),
         sa.Index("ix_amazon_shipments_order", "order_id", "id"),
+        sa.UniqueConstraint("order_id", "host_reference"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

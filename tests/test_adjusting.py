@@ -302,3 +302,37 @@ def test_cancel_items_form_refuses_bad_input(shop, sandbox, seller):
     assert _browser(shop, "victor").get(url).status_code == 403
     with shop.app_context():
         assert get_extension().session.scalar(sa.select(sa.func.count(Adjustment.id))) == 0
+
+
+def test_a_free_shipping_promotion_is_never_refunded_as_shipping(app, db, sandbox, seller):
+    moment = (utcnow() - dt.timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    order_id = sandbox.control.create_order(
+        seller["seller_id"],
+        status="UNSHIPPED",
+        created_time=moment,
+        last_updated_time=moment,
+        items=[
+            {
+                "sku": "FILTER-PAPER-100",
+                "quantity": 1,
+                "unit_price": "3.00",
+                "shipping_price": "4.99",
+                "promotion_discount": "4.99",
+                "tax_rate": "0",
+            }
+        ],
+    )["orderId"]
+    store = connect_store(seller)
+    get_extension().sync(store)
+    item = _stored(db, order_id).items[0]
+    refund = refund_for(item, 1, None, "EUR")
+    assert refund.total <= item.total
+    assert refund.total == item.total  # everything paid, nothing more
+
+
+def test_yen_refunds_are_whole_yen(app, db, synced):
+    _store_id, order_id = synced
+    mug = _stored(db, order_id).items[2]
+    refund = refund_for(mug, 1, None, "JPY")
+    for value in (refund.principal, refund.tax, refund.shipping, refund.shipping_tax):
+        assert value == value.to_integral_value()

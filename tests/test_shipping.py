@@ -186,3 +186,61 @@ def test_a_failed_call_is_retried_with_the_same_package(app, db, sandbox, synced
     stored = db.session.get(Shipment, shipment.id)
     assert (stored.state, stored.attempts) == ("confirmed", 2)
     assert _stored(db, order_id).status == "Shipped"
+
+
+# -- shipments and item cancellations never overlap (regressions from a review) ---------
+
+
+def test_units_being_cancelled_are_not_shipped_and_shipped_units_not_cancelled(app, db, synced):
+    from flask_amazon_orders.services.adjusting import AdjustmentError, adjust_items
+
+    order_id = synced["unshipped"]
+    items = _items(db, order_id)
+    adjust_items(_stored(db, order_id), {items[2]: 1}, reason="NoInventory")
+    shipment = confirm_shipment(order_id, carrier_code="DHL", tracking_number="A1")
+    shipped = {line["order_item_id"] for line in json.loads(shipment.items)}
+    assert items[2] not in shipped  # the cancelled mug is not in the parcel
+    with pytest.raises(AdjustmentError, match="Only 0 unit"):
+        adjust_items(_stored(db, order_id), {items[0]: 1}, reason="NoInventory")
+
+
+def test_a_whole_order_cancel_waits_for_a_queued_shipment(app, db, synced):
+    from flask_amazon_orders.services.cancelling import cancel_orders
+
+    order_id = synced["unshipped"]
+    items = _items(db, order_id)
+    confirm_shipment(order_id, items={items[0]: 1}, carrier_code="DHL", tracking_number="A1")
+    result = cancel_orders(synced["store_id"], [order_id], reason="NoInventory")
+    assert result.cancelled == [] and "shipment is being confirmed" in result.refused[order_id]
+
+
+def test_a_sync_between_lost_answer_and_retry_does_not_count_twice(
+    app, db, sandbox, synced, monkeypatch
+):
+    from flask_amazon_orders.client.http import SPAPIClient
+    from flask_amazon_orders.errors import TransportError
+
+    order_id = synced["unshipped"]
+    items = _items(db, order_id)
+    confirm_shipment(order_id, items={items[0]: 2}, carrier_code="DHL", tracking_number="A1")
+    real = SPAPIClient.confirm_shipment
+
+    def lost(self, *args, **kwargs):
+        real(self, *args, **kwargs)  # Amazon shipped it …
+        raise TransportError("read timed out", operation="confirmShipment")  # … we never heard
+
+    monkeypatch.setattr(SPAPIClient, "confirm_shipment", lost)
+    process_feeds(synced["store_id"])
+    monkeypatch.setattr(SPAPIClient, "confirm_shipment", real)
+    assert get_extension().sync(synced["store_id"]).status == "succeeded"
+    process_feeds(synced["store_id"])  # the retry: Amazon answers 204 (a replay)
+    assert [i.quantity_shipped for i in _stored(db, order_id).items] == [2, 0, 0]
+
+
+def test_the_signal_works_with_current_app_as_sender(app, db, synced):
+    from flask import current_app
+
+    (_receiver, shipment), *_ = signals.host_order_shipped.send(
+        current_app, order=synced["unshipped"], carrier_code="DHL", tracking_number="A1"
+    )
+    assert shipment is not None and shipment.state == "queued"

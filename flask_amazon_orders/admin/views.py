@@ -427,10 +427,11 @@ def cancel_orders(store_id: int) -> Any:
         else:
             _cancel_feedback(result)
             return redirect(url_for(".dashboard", store_id=store.id))
+    shipping = cancelling.shipping_orders([order.id for order in selected])
     refusals = {
         order.amazon_order_id: why
         for order in selected
-        if (why := cancelling.why_not_cancellable(order))
+        if (why := cancelling.why_not_cancellable(order, shipping))
     }
     if selected and len(refusals) == len(selected) and not error:
         error = _("None of the selected orders can be cancelled.")
@@ -505,7 +506,9 @@ def cancel_items(store_id: int, amazon_order_id: str) -> Any:
         {
             "item": item,
             "open": adjusting.open_quantity(item, already.get(item.order_item_id)),
-            "per_unit": adjusting.refund_for(item, 1, already.get(item.order_item_id)),
+            "per_unit": adjusting.refund_for(
+                item, 1, already.get(item.order_item_id), found.currency
+            ),
             "quantity": quantities.get(item.order_item_id, 0),
         }
         for item in found.items

@@ -647,10 +647,10 @@ class _Run:
             self.result.errors.append(f"shipment {shipment.id}: {exc}")
             self.commit()
             return
-        shipping.apply_confirmed(order, shipment)
-        self.pending_signals.append(
-            (signals.shipment_confirmed, {"order": order, "shipment": shipment})
-        )
+        if shipping.apply_confirmed(order, shipment):
+            self.pending_signals.append(
+                (signals.shipment_confirmed, {"order": order, "shipment": shipment})
+            )
         self.commit()
 
     # -- 3. poll -----------------------------------------------------------------------
@@ -779,7 +779,8 @@ def process_feeds(store: Store | int) -> FeedRun:
         built = _guarded(run, "verify", run.verify_and_build)
         if isinstance(built, FeedSubmission):
             _guarded(run, "send", functools.partial(run.send, built))
-        _guarded(run, "shipments", run.send_shipments)
+        if _guarded(run, "shipments", run.send_shipments) is False:
+            return result
         built = _guarded(run, "verify adjustments", run.verify_and_build_adjustments)
         if isinstance(built, FeedSubmission):
             _guarded(run, "send", functools.partial(run.send, built))

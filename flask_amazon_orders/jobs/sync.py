@@ -62,6 +62,9 @@ log = logging.getLogger("flask_amazon_orders.sync")
 _ORDERS_TABLE = metadata.tables["amazon_orders"]
 _ITEMS_TABLE = metadata.tables["amazon_order_items"]
 _EVENTS_TABLE = metadata.tables["amazon_order_events"]
+#: Statuses a confirmed shipment sets, and the ones an older copy may still show.
+_SHIPPED_HERE = ("PartiallyShipped", "Shipped")
+_NOT_YET_SHIPPED = ("Unshipped", "Pending", "PendingAvailability")
 #: A cancellation from the admin pages is on its way or done in these states …
 _CANCELLED_HERE = ("queued", "sent", "confirmed")
 #: … and an older copy of Amazon's may still show the order in one of these.
@@ -202,6 +205,9 @@ def _apply_items(order: AmazonOrder, record: OrderRecord) -> None:
         if item is None:
             order.items.append(AmazonOrderItem(order_item_id=item_record.order_item_id, **values))
             continue
+        # Amazon never un-ships: a copy read before a shipment we confirmed
+        # must not take the shipped units back.
+        values["quantity_shipped"] = max(values["quantity_shipped"], item.quantity_shipped)
         for name, value in values.items():
             if getattr(item, name) != value:
                 setattr(item, name, value)
@@ -283,6 +289,7 @@ def _update_changed(
         if record.amazon_updated_at == order.amazon_updated_at and not _differs(ext, order, record):
             continue  # the same copy again (the sync's overlap)
         old_status = order.status
+        old_updated = order.amazon_updated_at
         had_cancel_request = order.buyer_cancel_requested
         for name, value in _order_values(record).items():
             if getattr(order, name) != value:
@@ -291,6 +298,13 @@ def _update_changed(
             order.buyer_data_encrypted = _buyer_data(ext, record)
         _apply_items(order, record)
         new_status = record.status
+        if (
+            record.amazon_updated_at <= old_updated
+            and old_status in _SHIPPED_HERE
+            and new_status in _NOT_YET_SHIPPED
+        ):
+            # A copy no newer than ours, read before a shipment we confirmed.
+            order.status = new_status = old_status
         if order.cancellation_state in _CANCELLED_HERE and new_status in _NOT_YET_CANCELLED:
             # Cancelled here (on its way, or confirmed): Amazon's copy is older news,
             # a cancelled order never goes back.

@@ -15,10 +15,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from babel import numbers
 
 from ..errors import AmazonOrdersError
 from ..extension import get_extension
@@ -32,7 +33,6 @@ log = logging.getLogger("flask_amazon_orders.adjusting")
 REASONS = {"NoInventory": N_("No Inventory"), "CustomerCancel": N_("Customer Cancel")}
 #: Adjustment states in which the amounts and quantity count as taken.
 COUNTING = ("queued", "sent", "confirmed")
-_CENTS = Decimal("0.01")
 #: Our amount fields and the feed's price components.
 COMPONENTS = {
     "principal": "Principal",
@@ -92,27 +92,59 @@ def taken(order: AmazonOrder) -> dict[str, dict[str, Any]]:
     return result
 
 
-def open_quantity(item: AmazonOrderItem, already: Mapping[str, Any] | None) -> int:
-    """Units of the item neither shipped nor cancelled (nor being cancelled)."""
+def open_quantity(
+    item: AmazonOrderItem, already: Mapping[str, Any] | None, in_shipments: int = 0
+) -> int:
+    """Units of the item neither shipped, nor in a shipment on its way, nor
+    cancelled (nor being cancelled)."""
     cancelled = already["quantity"] if already else 0
     if item.cancelled_by:
         return 0
-    return max(item.quantity_ordered - item.quantity_shipped - cancelled, 0)
+    return max(item.quantity_ordered - item.quantity_shipped - cancelled - in_shipments, 0)
 
 
-def refund_for(item: AmazonOrderItem, quantity: int, already: Mapping[str, Any] | None) -> Refund:
-    """The refund for cancelling ``quantity`` units: each component's share per
-    unit of what was paid, rounded to the cent; the last units get exactly what
-    is left, so the sum never exceeds what was paid."""
+def _unit(currency: str | None) -> Decimal:
+    """The smallest amount of the currency (0.01; 1 for the yen)."""
+    digits = numbers.get_currency_precision(currency) if currency else 2
+    return Decimal(1).scaleb(-digits)
+
+
+def refund_for(
+    item: AmazonOrderItem,
+    quantity: int,
+    already: Mapping[str, Any] | None,
+    currency: str | None = None,
+) -> Refund:
+    """The refund for cancelling ``quantity`` units.
+
+    Each component gets its share per unit of what was paid, rounded down to the
+    currency's smallest unit; the last units get exactly what is left. The sum is
+    never more than the item's total that Amazon charged (promotions on shipping
+    included), less what was refunded before.
+    """
     paid = _paid(item)
     ordered = max(item.quantity_ordered, 1)
+    unit = _unit(currency)
     cancelled_before = already["quantity"] if already else 0
     last = cancelled_before + quantity >= ordered
-    amounts = {}
+    amounts: dict[str, Decimal] = {}
     for name, total in paid.items():
         left = total - (already[name] if already else Decimal(0))
-        share = (total * quantity / ordered).quantize(_CENTS, rounding=ROUND_HALF_UP)
-        amounts[name] = max(min(left if last else share, left), Decimal(0))
+        share = (total * quantity / ordered).quantize(unit, rounding=ROUND_DOWN)
+        amounts[name] = max(min(left if last else share, left), Decimal(0)).quantize(
+            unit, rounding=ROUND_DOWN
+        )
+    # Never more than the buyer paid for the item in all (Amazon's item total).
+    if item.total is not None:
+        refunded = sum((already[name] for name in COMPONENTS), Decimal(0)) if already else 0
+        room = max(item.total - refunded, Decimal(0))
+        excess = sum(amounts.values(), Decimal(0)) - room
+        for name in ("shipping_tax", "shipping", "tax", "principal"):
+            if excess <= 0:
+                break
+            cut = min(excess, amounts[name])
+            amounts[name] -= cut
+            excess -= cut
     return Refund(order_item_id=item.order_item_id, quantity=quantity, **amounts)
 
 
@@ -136,8 +168,11 @@ def plan(order: AmazonOrder, quantities: Mapping[str, int]) -> list[Refund]:
     why = can_adjust(order)
     if why:
         raise AdjustmentError(why)
+    from .shipping import queued_quantities
+
     items = {item.order_item_id: item for item in order.items}
     already = taken(order)
+    shipping = queued_quantities(order)
     refunds = []
     for item_id, quantity in quantities.items():
         item = items.get(item_id)
@@ -147,7 +182,7 @@ def plan(order: AmazonOrder, quantities: Mapping[str, int]) -> list[Refund]:
             continue
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
             raise AdjustmentError(_("Quantities are whole numbers of units."))
-        left = open_quantity(item, already.get(item_id))
+        left = open_quantity(item, already.get(item_id), shipping.get(item_id, 0))
         if quantity > left:
             raise AdjustmentError(
                 _(
@@ -156,7 +191,7 @@ def plan(order: AmazonOrder, quantities: Mapping[str, int]) -> list[Refund]:
                     sku=item.seller_sku or item_id,
                 )
             )
-        refunds.append(refund_for(item, quantity, already.get(item_id)))
+        refunds.append(refund_for(item, quantity, already.get(item_id), order.currency))
     if not refunds:
         raise AdjustmentError(_("Choose at least one unit to cancel."))
     return refunds
@@ -195,7 +230,11 @@ def adjust_items(
         .values(updated_at=AmazonOrder.updated_at)
         .execution_options(synchronize_session=False)
     )
-    refunds = plan(order, quantities)
+    try:
+        refunds = plan(order, quantities)
+    except AdjustmentError:
+        session.rollback()  # the row lock goes with it
+        raise
     rows = []
     for refund in refunds:
         adjustment = Adjustment(

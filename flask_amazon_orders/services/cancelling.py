@@ -27,7 +27,7 @@ from ..errors import AmazonOrdersError
 from ..extension import get_extension
 from ..host import COMPLETE
 from ..i18n import N_, _
-from ..models import AmazonOrder, Cancellation, OrderEvent, Store, utcnow
+from ..models import AmazonOrder, Cancellation, OrderEvent, Shipment, Store, utcnow
 from .importing import adapter_may_not_commit
 from .stores import get_store
 
@@ -114,10 +114,31 @@ def order_of(order_id: int, *, fresh: bool = False) -> AmazonOrder:
     return order
 
 
-def why_not_cancellable(order: AmazonOrder) -> str | None:
-    """Why ``order`` cannot be cancelled here now, or ``None`` if it can."""
+def shipping_orders(order_ids: list[int]) -> set[int]:
+    """The orders among ``order_ids`` with a shipment on its way to Amazon."""
+    if not order_ids:
+        return set()
+    return set(
+        get_extension().session.scalars(
+            sa.select(Shipment.order_id).where(
+                Shipment.order_id.in_(order_ids), Shipment.state == "queued"
+            )
+        )
+    )
+
+
+def why_not_cancellable(order: AmazonOrder, shipping: set[int] | None = None) -> str | None:
+    """Why ``order`` cannot be cancelled here now, or ``None`` if it can.
+
+    :param shipping: the ids of orders with a shipment on its way (read once for
+        many orders); ``None`` reads it for this order.
+    """
     if order.cancellation_state in PENDING:
         return _("A cancellation of this order is already on its way to Amazon.")
+    if shipping is None:
+        shipping = shipping_orders([order.id])
+    if order.id in shipping:
+        return _("The shop shipped items of this order; the shipment is being confirmed.")
     if order.status != "Unshipped":
         if order.status in ("Pending", "PendingAvailability", "PartiallyShipped"):
             return _(
@@ -215,9 +236,12 @@ def cancel_orders(
     loaded = get_store(store)
     result = CancelResult()
     candidates, result.refused = _load(loaded, orders)
+    shipping = shipping_orders([order.id for order in candidates])
     allowed: dict[int, AmazonOrder] = {}
     for order in candidates:
-        why = why_not_cancellable(order) or _ask_receivers(loaded, order, reason, memo, actor)
+        why = why_not_cancellable(order, shipping) or _ask_receivers(
+            loaded, order, reason, memo, actor
+        )
         if why:
             result.refused[order.amazon_order_id] = why
         else:

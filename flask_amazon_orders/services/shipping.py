@@ -72,6 +72,40 @@ def queued_quantities(order: AmazonOrder) -> dict[str, int]:
     return pending
 
 
+def confirmed_quantities(order: AmazonOrder) -> dict[str, int]:
+    """Per order item, the quantity in shipments Amazon confirmed."""
+    session = get_extension().session
+    done: dict[str, int] = {}
+    for (items,) in session.execute(
+        sa.select(Shipment.items).where(
+            Shipment.order_id == order.id, Shipment.state == "confirmed"
+        )
+    ):
+        for line in json.loads(items):
+            done[line["order_item_id"]] = done.get(line["order_item_id"], 0) + line["quantity"]
+    return done
+
+
+def units_to_ship(order: AmazonOrder) -> dict[str, int]:
+    """Per order item, the units neither shipped, nor in a shipment on its way, nor
+    cancelled (or being cancelled) by an item adjustment."""
+    from .adjusting import taken
+
+    queued = queued_quantities(order)
+    adjusted = taken(order)
+    return {
+        item.order_item_id: max(
+            item.quantity_ordered
+            - item.quantity_shipped
+            - queued.get(item.order_item_id, 0)
+            - adjusted.get(item.order_item_id, {}).get("quantity", 0),
+            0,
+        )
+        for item in order.items
+        if not item.cancelled_by
+    }
+
+
 def _text(value: str | None, what: str, *, required: bool) -> str | None:
     text = (value or "").strip()
     if not text:
@@ -123,7 +157,7 @@ def confirm_shipment(
             )
         ).first()
         if existing is not None:
-            return existing
+            return existing  # the same shipment again (a retry or a double submit)
     if found.fulfillment_channel != "MFN":
         raise ShipmentError(_("Amazon ships this order itself (fulfilled by Amazon)."))
     if found.cancellation_state in ("queued", "sent", "confirmed") or found.status not in SHIPPABLE:
@@ -140,14 +174,7 @@ def confirm_shipment(
     when = ship_date or utcnow()
     if when.tzinfo is None:
         raise ShipmentError(_("The ship date needs a time zone."))
-    queued = queued_quantities(found)
-    open_units = {
-        item.order_item_id: item.quantity_ordered
-        - item.quantity_shipped
-        - queued.get(item.order_item_id, 0)
-        for item in found.items
-        if not item.cancelled_by
-    }
+    open_units = units_to_ship(found)
     if items is None:
         lines = {item_id: units for item_id, units in open_units.items() if units > 0}
         if not lines:
@@ -186,7 +213,19 @@ def confirm_shipment(
         actor=actor[:120],
     )
     session.add(shipment)
-    session.flush()
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        # The same host reference at the same moment (a double submit): one shipment.
+        session.rollback()
+        existing = session.scalars(
+            sa.select(Shipment).where(
+                Shipment.order_id == found.id, Shipment.host_reference == host_reference
+            )
+        ).first()
+        if existing is None:
+            raise
+        return existing
     units = sum(lines.values())
     session.add(
         OrderEvent(
@@ -209,21 +248,37 @@ def shipment_lines(shipment: Shipment) -> list[dict[str, Any]]:
     return list(json.loads(shipment.items))
 
 
-def apply_confirmed(order: AmazonOrder, shipment: Shipment) -> None:
+def apply_confirmed(order: AmazonOrder, shipment: Shipment) -> bool:
     """Amazon accepted the shipment: shipped quantities and status follow (in the
-    session; the caller commits)."""
-    session = get_extension().session
-    shipment.state = "confirmed"
-    shipment.result = "Amazon confirmed the shipment."
-    shipped = {line["order_item_id"]: line["quantity"] for line in shipment_lines(shipment)}
+    session; the caller commits). Returns ``False`` if it was applied already
+    (another run got there first)."""
+    from .adjusting import taken
+
+    session: Any = get_extension().session
+    claimed = session.execute(
+        sa.update(Shipment)
+        .where(Shipment.id == shipment.id, Shipment.state == "queued")
+        .values(state="confirmed", result="Amazon confirmed the shipment.")
+        .execution_options(synchronize_session="fetch")
+    )
+    if not claimed.rowcount:
+        return False
+    # What Amazon has shipped is at least every confirmed shipment (a sync may
+    # have brought Amazon's count already: never count a shipment twice).
+    confirmed = confirmed_quantities(order)
     for item in order.items:
-        if item.order_item_id in shipped:
-            item.quantity_shipped = min(
-                item.quantity_ordered, item.quantity_shipped + shipped[item.order_item_id]
-            )
+        item.quantity_shipped = min(
+            item.quantity_ordered,
+            max(item.quantity_shipped, confirmed.get(item.order_item_id, 0)),
+        )
     old = order.status
-    open_items = [i for i in order.items if not i.cancelled_by]
-    done = all(i.quantity_shipped >= i.quantity_ordered for i in open_items)
+    cancelled = taken(order)
+    done = all(
+        i.quantity_shipped + cancelled.get(i.order_item_id, {}).get("quantity", 0)
+        >= i.quantity_ordered
+        for i in order.items
+        if not i.cancelled_by
+    )
     order.status = "Shipped" if done else "PartiallyShipped"
     session.add(
         OrderEvent(
@@ -237,11 +292,20 @@ def apply_confirmed(order: AmazonOrder, shipment: Shipment) -> None:
             f"tracking {shipment.tracking_number}).",
         )
     )
+    return True
 
 
-def on_host_order_shipped(sender: Any, **kwargs: Any) -> Shipment:
+def on_host_order_shipped(sender: Any, **kwargs: Any) -> Shipment | None:
     """The receiver of :data:`~flask_amazon_orders.signals.host_order_shipped`
-    (connected for the app by ``init_app``): :func:`confirm_shipment` with the
-    signal's arguments. A :class:`ShipmentError` reaches the host's ``send``."""
+    (connected by ``init_app``): :func:`confirm_shipment` with the signal's
+    arguments, for the current app (the sender may be the app or ``current_app``).
+    A :class:`ShipmentError` reaches the host's ``send``."""
+    from flask import current_app, has_app_context
+
+    app = getattr(sender, "_get_current_object", lambda: sender)()
+    if not has_app_context() or app is not current_app._get_current_object():  # type: ignore[attr-defined]
+        return None
+    if "amazon_orders" not in app.extensions:
+        return None
     order = kwargs.pop("order")
     return confirm_shipment(order, **kwargs)
