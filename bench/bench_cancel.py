@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
                 import pstats
 
                 profile.disable()
-                pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+                pstats.Stats(profile).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(25)
             statements.append(len(engine_statements))
             if args.sql:
                 from collections import Counter

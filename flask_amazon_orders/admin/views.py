@@ -419,7 +419,7 @@ def cancel_orders(store_id: int) -> Any:
         reason, memo = _cancel_form()
         try:
             result = cancelling.cancel_orders(
-                store, [o.id for o in selected], reason=reason, memo=memo, actor=current_actor()
+                store, selected, reason=reason, memo=memo, actor=current_actor()
             )
         except cancelling.CancelError as exc:
             get_extension().session.rollback()

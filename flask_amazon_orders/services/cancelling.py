@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import signals
 from ..errors import AmazonOrdersError
@@ -182,6 +183,16 @@ def _load(
     store: Store, orders: Sequence[AmazonOrder | int | str]
 ) -> tuple[list[AmazonOrder], dict[str, str]]:
     session = get_extension().session
+    if orders and all(isinstance(o, AmazonOrder) and o in session for o in orders):
+        # Loaded in this session already (the bulk page): no second read; the
+        # compare-and-set below decides on the rows as they are now.
+        mine = [o for o in orders if isinstance(o, AmazonOrder) and o.store_id == store.id]
+        others = {
+            o.amazon_order_id: _("There is no such order in this store.")
+            for o in orders
+            if isinstance(o, AmazonOrder) and o.store_id != store.id
+        }
+        return mine, others
     ids: list[int] = [o.id for o in orders if isinstance(o, AmazonOrder)]
     ids += [o for o in orders if isinstance(o, int)]
     names = [o for o in orders if isinstance(o, str)]
@@ -251,8 +262,8 @@ def cancel_orders(
         return result
 
     # The decision: only orders that are Unshipped *now*, with no cancellation on its way.
-    claimed = set(
-        session.scalars(
+    returned = list(
+        session.execute(
             sa.update(AmazonOrder)
             .where(
                 AmazonOrder.id.in_(list(allowed)),
@@ -264,11 +275,18 @@ def cancel_orders(
                 ),
             )
             .values(status="Canceled", cancellation_state="queued")
-            .returning(AmazonOrder.id)
-            # The loaded orders take the new values from RETURNING, no reload.
-            .execution_options(synchronize_session="fetch")
+            # The row as it is now (locked by this UPDATE on PostgreSQL): an
+            # import that committed meanwhile may have linked a host order.
+            .returning(
+                AmazonOrder.id,
+                AmazonOrder.host_order_ref,
+                AmazonOrder.host_status,
+                AmazonOrder.host_order_number,
+            )
+            .execution_options(synchronize_session=False)
         )
     )
+    claimed = {row[0] for row in returned}
     for order_id, order in allowed.items():
         if order_id not in claimed:
             result.refused[order.amazon_order_id] = _(
@@ -282,18 +300,17 @@ def cancel_orders(
     if not claimed:
         session.rollback()
         return result
-    # Read the claimed rows again (our UPDATE holds their row locks on PostgreSQL):
-    # an import that committed meanwhile may have linked a host order.
-    fresh = {
-        order.id: order
-        for order in session.scalars(
-            sa.select(AmazonOrder)
-            .options(sa.orm.lazyload(AmazonOrder.items))
-            .where(AmazonOrder.id.in_(list(claimed)))
-            .execution_options(populate_existing=True)
-        )
-    }
-    claimed_orders = {order_id: fresh[order_id] for order_id in allowed if order_id in claimed}
+    for order_id, reference, host_status, number in returned:
+        order = allowed[order_id]
+        for name, value in (
+            ("status", "Canceled"),
+            ("cancellation_state", "queued"),
+            ("host_order_ref", reference),
+            ("host_status", host_status),
+            ("host_order_number", number),
+        ):
+            set_committed_value(order, name, value)
+    claimed_orders = {order_id: order for order_id, order in allowed.items() if order_id in claimed}
     to_complete: list[AmazonOrder] = []
     rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
