@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
                 import pstats
 
                 profile.disable()
-                pstats.Stats(profile).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(25)
+                order = os.environ.get("BENCH_SORT", "cumulative")
+                pstats.Stats(profile).sort_stats(order).print_stats(25)
             statements.append(len(engine_statements))
             if args.sql:
                 from collections import Counter
