@@ -196,6 +196,15 @@ class AmazonOrders:
         """The embedded background worker, if ``AMAZON_ORDERS_EMBEDDED_WORKER`` is on."""
         return self._state().worker
 
+    def wake_worker(self) -> bool:
+        """Wake this process's embedded worker for new work (a sync asked for, a
+        cancellation or shipment stored); returns whether one runs here."""
+        worker = self.worker
+        if worker is None or not worker.running:
+            return False
+        worker.wake()
+        return True
+
     # -- Amazon --------------------------------------------------------------------
 
     def client_for(self, store: Store) -> SPAPIClient:

@@ -56,6 +56,28 @@ class OrderCancel:
     reason: str
 
 
+def _envelope_head(merchant_id: str, message_type: str) -> str:
+    """The envelope up to its first Message (SP-API-NOTES §3.2). :raises ValueError:"""
+    merchant = merchant_id.strip()
+    if not merchant or len(merchant) > 50 or any(c in merchant for c in "\t\r\n"):
+        raise ValueError("The MerchantIdentifier must be 1 to 50 characters on one line.")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<AmazonEnvelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:noNamespaceSchemaLocation="amzn-envelope.xsd">\n'
+        f"  <Header><DocumentVersion>1.01</DocumentVersion>"
+        f"<MerchantIdentifier>{escape(merchant)}</MerchantIdentifier></Header>\n"
+        f"  <MessageType>{message_type}</MessageType>\n"
+    )
+
+
+def _new_message_id(message_id: int, seen: set[int]) -> None:
+    """Check a MessageID is a new positive number of at most 20 digits. :raises ValueError:"""
+    if not 0 < message_id < 10**20 or message_id in seen:
+        raise ValueError(f"MessageID {message_id} is not a new positive number.")
+    seen.add(message_id)
+
+
 def check_cancel(cancel: OrderCancel) -> None:
     """Check one order's message against Amazon's schema. :raises ValueError:"""
     if not _ORDER_ID.fullmatch(cancel.amazon_order_id):
@@ -75,22 +97,10 @@ def order_acknowledgement_feed(merchant_id: str, cancels: Iterable[OrderCancel])
     :raises ValueError: a value Amazon's schema does not allow (an order id, an
         item code, a reason, a repeated message id, no items).
     """
-    merchant = merchant_id.strip()
-    if not merchant or len(merchant) > 50 or any(c in merchant for c in "\t\r\n"):
-        raise ValueError("The MerchantIdentifier must be 1 to 50 characters on one line.")
-    parts = [
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<AmazonEnvelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-        'xsi:noNamespaceSchemaLocation="amzn-envelope.xsd">\n'
-        f"  <Header><DocumentVersion>1.01</DocumentVersion>"
-        f"<MerchantIdentifier>{escape(merchant)}</MerchantIdentifier></Header>\n"
-        "  <MessageType>OrderAcknowledgement</MessageType>\n"
-    ]
+    parts = [_envelope_head(merchant_id, "OrderAcknowledgement")]
     seen: set[int] = set()
     for cancel in cancels:
-        if not 0 < cancel.message_id < 10**20 or cancel.message_id in seen:
-            raise ValueError(f"MessageID {cancel.message_id} is not a new positive number.")
-        seen.add(cancel.message_id)
+        _new_message_id(cancel.message_id, seen)
         check_cancel(cancel)
         items = []
         for code in cancel.item_codes:
@@ -315,22 +325,10 @@ def check_adjustment(adjustment: OrderAdjustment) -> None:
 def order_adjustment_feed(merchant_id: str, adjustments: Iterable[OrderAdjustment]) -> bytes:
     """The XML document of item refunds and cancellations (SP-API-NOTES §3.4), the
     elements in the order of Amazon's schema. :raises ValueError:"""
-    merchant = merchant_id.strip()
-    if not merchant or len(merchant) > 50 or any(c in merchant for c in "\t\r\n"):
-        raise ValueError("The MerchantIdentifier must be 1 to 50 characters on one line.")
-    parts = [
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<AmazonEnvelope xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-        'xsi:noNamespaceSchemaLocation="amzn-envelope.xsd">\n'
-        f"  <Header><DocumentVersion>1.01</DocumentVersion>"
-        f"<MerchantIdentifier>{escape(merchant)}</MerchantIdentifier></Header>\n"
-        "  <MessageType>OrderAdjustment</MessageType>\n"
-    ]
+    parts = [_envelope_head(merchant_id, "OrderAdjustment")]
     seen: set[int] = set()
     for adjustment in adjustments:
-        if not 0 < adjustment.message_id < 10**20 or adjustment.message_id in seen:
-            raise ValueError(f"MessageID {adjustment.message_id} is not a new positive number.")
-        seen.add(adjustment.message_id)
+        _new_message_id(adjustment.message_id, seen)
         check_adjustment(adjustment)
         lines = []
         for item in adjustment.items:

@@ -265,40 +265,31 @@ def adjust_items(
             )
         )
     session.commit()
-    ext = get_extension()
-    if ext.worker is not None and ext.worker.running:
-        ext.worker.wake()
+    get_extension().wake_worker()
     return rows
+
+
+def _settle(adjustment: Adjustment, state: str, message: str) -> None:
+    adjustment.state = state
+    adjustment.result = message
+    get_extension().session.add(
+        OrderEvent(
+            order_id=adjustment.order_id,
+            kind=f"adjustment_{state}",
+            actor="amazon",
+            message=f"Item {adjustment.order_item_id}: {message}",
+        )
+    )
 
 
 def confirm(adjustment: Adjustment, message: str) -> None:
     """Amazon applied the adjustment (in the session; the caller commits)."""
-    session = get_extension().session
-    adjustment.state = "confirmed"
-    adjustment.result = message
-    session.add(
-        OrderEvent(
-            order_id=adjustment.order_id,
-            kind="adjustment_confirmed",
-            actor="amazon",
-            message=f"Item {adjustment.order_item_id}: {message}",
-        )
-    )
+    _settle(adjustment, "confirmed", message)
 
 
 def reject(adjustment: Adjustment, message: str) -> None:
     """Amazon did not apply it (in the session; the caller commits)."""
-    session = get_extension().session
-    adjustment.state = "rejected"
-    adjustment.result = message
-    session.add(
-        OrderEvent(
-            order_id=adjustment.order_id,
-            kind="adjustment_rejected",
-            actor="amazon",
-            message=f"Item {adjustment.order_item_id}: {message}",
-        )
-    )
+    _settle(adjustment, "rejected", message)
 
 
 def host_adjusted(order: AmazonOrder, adjustment: Adjustment) -> None:

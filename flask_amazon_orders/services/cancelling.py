@@ -385,8 +385,7 @@ def cancel_orders(
             reference=reference,
             status=COMPLETE,
         )
-    if ext.worker is not None and ext.worker.running:
-        ext.worker.wake()
+    ext.wake_worker()
     return result
 
 

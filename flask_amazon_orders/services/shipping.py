@@ -237,9 +237,7 @@ def confirm_shipment(
         )
     )
     session.commit()
-    ext = get_extension()
-    if ext.worker is not None and ext.worker.running:
-        ext.worker.wake()
+    get_extension().wake_worker()
     return shipment
 
 

@@ -123,11 +123,7 @@ def request_sync(store: Store | int, *, actor: str = "admin") -> bool:
     loaded.sync_requested_at = utcnow()
     record(loaded, "sync_requested", actor)
     ext.session.commit()
-    worker = ext.worker
-    if worker is not None and worker.running:
-        worker.wake()
-        return True
-    return False
+    return ext.wake_worker()
 
 
 def list_stores(*, active_only: bool = False) -> list[Store]:
