@@ -56,6 +56,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from flask_amazon_orders import AmazonOrders
 from flask_amazon_orders.client.records import STATUS_FROM_AMAZON
+from flask_amazon_orders.crypto import buyer_data_context
 from flask_amazon_orders.host import HostAdapter
 from flask_amazon_orders.models import (
     AmazonOrder,
@@ -193,7 +194,7 @@ class Catalogue:
         return cls(skus, asins, titles, prices, cumulative)
 
 
-def _buyer_payloads(encryptor: Any, rng: random.Random, country: str) -> list[str]:
+def _buyer_payloads(rng: random.Random, country: str) -> list[str]:
     payloads = []
     for n in range(BUYER_PAYLOADS):
         name = f"{rng.choice(('Anna', 'Jonas', 'Marie', 'Paul', 'Lea'))} Example{n}"
@@ -208,7 +209,7 @@ def _buyer_payloads(encryptor: Any, rng: random.Random, country: str) -> list[st
                 "phone": f"+49 30 {1000000 + n}",
             },
         }
-        payloads.append(encryptor.encrypt(json.dumps(data, separators=(",", ":"))))
+        payloads.append(json.dumps(data, separators=(",", ":")))
     return payloads
 
 
@@ -223,6 +224,7 @@ def _fill_store(
     first_item_id: int,
     now: dt.datetime,
     payloads: list[str],
+    encryptor: Any,
 ) -> tuple[int, int]:
     """Insert ``count`` orders of one store; returns the next free order and item ids."""
     store_id, _name, _seller, marketplace_id, sales_channel, country = store
@@ -343,7 +345,12 @@ def _fill_store(
                 "host_import_attempts": 1 if state else 0,
                 "host_imported_at": imported_at,
                 "host_status": host_status,
-                "buyer_data_encrypted": None if purged else payloads[order_id % len(payloads)],
+                "buyer_data_encrypted": None
+                if purged
+                else encryptor.encrypt(
+                    payloads[order_id % len(payloads)],
+                    context=buyer_data_context(store_id, amazon_order_id),
+                ),
                 "first_seen_at": purchased + dt.timedelta(minutes=2),
                 "updated_at": updated,
             }
@@ -486,7 +493,8 @@ def fill(path: str, orders: int, *, analyze: bool) -> float:
                     first_id=next_id,
                     first_item_id=next_item,
                     now=now,
-                    payloads=_buyer_payloads(encryptor, rng, store[5]),
+                    payloads=_buyer_payloads(rng, store[5]),
+                    encryptor=encryptor,
                 )
             conn.commit()
             if analyze:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -17,9 +16,9 @@ from .models import Product, ShopOrder, ShopOrderLine, db
 def _customer(amazon_order: AmazonOrder) -> str:
     from . import amazon_orders
 
-    if not amazon_order.buyer_data_encrypted:
+    data = amazon_orders.buyer_data(amazon_order)
+    if data is None:
         return "Amazon customer"
-    data = json.loads(amazon_orders.encryptor.decrypt(amazon_order.buyer_data_encrypted))
     buyer = data.get("buyer") or {}
     address = data.get("shipping_address") or {}
     return buyer.get("buyerName") or address.get("name") or "Amazon customer"

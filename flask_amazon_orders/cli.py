@@ -99,6 +99,28 @@ def store_list() -> None:
             click.echo(f"      error: {store.last_sync_error}")
 
 
+@store_cli.command("token")
+@click.argument("store_ref", metavar="STORE")
+@click.option(
+    "--refresh-token",
+    prompt=True,
+    hide_input=True,
+    envvar="AMAZON_ORDERS_REFRESH_TOKEN",
+    help="The new LWA refresh token (prompted for if not given; or set "
+    "AMAZON_ORDERS_REFRESH_TOKEN).",
+)
+@with_appcontext
+def store_token(store_ref: str, refresh_token: str) -> None:
+    """Give a store a new refresh token after the seller authorized the app again."""
+    from .services.stores import find_store, set_refresh_token
+
+    try:
+        store = set_refresh_token(find_store(store_ref), refresh_token, actor="cli")
+    except (LookupError, AmazonOrdersError) as exc:
+        raise _fail(exc) from None
+    click.echo(f"{store.name}: refresh token updated; the next sync uses it.")
+
+
 @store_cli.command("settings")
 @click.argument("store_ref", metavar="STORE")
 @click.option(
@@ -374,6 +396,46 @@ def worker_command(interval: float | None, once: bool) -> None:
         click.echo("Stopping …")
     finally:
         worker.stop()
+
+
+@amazon_orders_cli.command("purge")
+@with_appcontext
+def purge_command() -> None:
+    """Delete buyer data of orders closed longer than the retention period."""
+    from .extension import get_extension
+    from .jobs.purge import purge_all
+
+    days = get_extension().settings.buyer_data_retention_days
+    runs = purge_all()
+    purged = sum(run.purged for run in runs)
+    click.echo(
+        f"Buyer data of {purged} orders deleted "
+        f"(closed more than {days} days ago, {len(runs)} stores checked)."
+    )
+
+
+@amazon_orders_cli.command("rotate-keys")
+@with_appcontext
+def rotate_keys_command() -> None:
+    """Re-encrypt refresh tokens and buyer data under the first configured key."""
+    from .services.keys import rotate_keys
+
+    try:
+        result = rotate_keys()
+    except AmazonOrdersError as exc:
+        raise _fail(exc) from None
+    click.echo(
+        f"Re-encrypted {result.refresh_tokens} refresh tokens and {result.buyer_data} "
+        f"buyer data under key {result.key_id}; {result.current} were current already."
+    )
+    if result.unreadable:
+        for table, row_id in result.unreadable[:20]:
+            click.echo(f"Unreadable with the configured keys: {table} id {row_id}", err=True)
+        raise click.ClickException(
+            f"{len(result.unreadable)} values could not be decrypted and were left as they "
+            "are; keep the old keys until they are fixed."
+        )
+    click.echo("Every value is under the first key now; the other keys can be removed.")
 
 
 @amazon_orders_cli.command("generate-key")

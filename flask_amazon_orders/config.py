@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "AMAZON_ORDERS_SYNC_PAGE_SIZE": 100,
     "AMAZON_ORDERS_SYNC_INTERVAL_SECONDS": 300,
     "AMAZON_ORDERS_FETCH_BUYER_DATA": True,
+    # Days buyer data is kept after an order shipped or was cancelled; then it is purged.
+    "AMAZON_ORDERS_BUYER_DATA_RETENTION_DAYS": 30,
     # Embedded background worker (small shops, the example app).
     "AMAZON_ORDERS_EMBEDDED_WORKER": False,
     # HTTP client behaviour.
@@ -113,6 +115,7 @@ class Settings:
     sync_page_size: int
     sync_interval_seconds: float
     fetch_buyer_data: bool
+    buyer_data_retention_days: int
     embedded_worker: bool
     http_timeout: tuple[float, float]
     retry_max_attempts: int
@@ -225,6 +228,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         sync_page_size=page_size,
         sync_interval_seconds=_number(config, "AMAZON_ORDERS_SYNC_INTERVAL_SECONDS", float, 1),
         fetch_buyer_data=_flag(config, "AMAZON_ORDERS_FETCH_BUYER_DATA"),
+        buyer_data_retention_days=_number(
+            config, "AMAZON_ORDERS_BUYER_DATA_RETENTION_DAYS", int, 0
+        ),
         embedded_worker=_flag(config, "AMAZON_ORDERS_EMBEDDED_WORKER"),
         http_timeout=_timeout(config, "AMAZON_ORDERS_HTTP_TIMEOUT"),
         retry_max_attempts=_number(config, "AMAZON_ORDERS_RETRY_MAX_ATTEMPTS", int, 1),

@@ -12,7 +12,14 @@ generated keys, or long random passphrases). Without configured keys, one key is
 the app's ``SECRET_KEY``; changing ``SECRET_KEY`` then makes stored values
 unreadable, which is why production set-ups should configure their own keys.
 
-A stored value reads ``v1.<key id>.<base64 of nonce + ciphertext + tag>``; the
+Every value is bound to where it belongs: the *context* (for example
+``buyer_data/3/028-1234567-1234567`` for one order's buyer data) is the
+authenticated associated data, so a value copied into another row (another
+order's buyer data, another store's refresh token) fails to decrypt instead of
+showing one buyer's address on another order. :func:`buyer_data_context` and
+:func:`refresh_token_context` name the contexts the extension uses.
+
+A stored value reads ``v2.<key id>.<base64 of nonce + ciphertext + tag>``; the
 key id is a short hash of the key, never the key.
 """
 
@@ -31,8 +38,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .errors import ConfigurationError
 
 _INFO = b"flask-amazon-orders encryption key v1"
-_AAD = b"flask-amazon-orders"
-_PREFIX = "v1"
+_AAD = b"flask-amazon-orders/v2/"
+_PREFIX = "v2"
 
 
 def _key_bytes(material: str) -> bytes:
@@ -64,13 +71,20 @@ class Encryptor:
     def __repr__(self) -> str:
         return f"<Encryptor with {len(self._keys)} key(s)>"
 
-    def encrypt(self, value: str) -> str:
+    @property
+    def current_key_id(self) -> str:
+        """The id of the key that encrypts (the first one)."""
+        return self._keys[0][0]
+
+    def encrypt(self, value: str, *, context: str) -> str:
+        """Encrypt ``value`` for ``context`` (where it is stored) under the current key."""
         key_id, cipher = self._keys[0]
         nonce = os.urandom(12)
-        sealed = cipher.encrypt(nonce, value.encode(), _AAD)
+        sealed = cipher.encrypt(nonce, value.encode(), _AAD + context.encode())
         return f"{_PREFIX}.{key_id}.{base64.urlsafe_b64encode(nonce + sealed).decode('ascii')}"
 
-    def decrypt(self, token: str) -> str:
+    def decrypt(self, token: str, *, context: str) -> str:
+        """Decrypt a value stored for ``context``; any other context fails."""
         try:
             prefix, key_id, payload = token.split(".", 2)
             if prefix != _PREFIX:
@@ -83,7 +97,7 @@ class Encryptor:
         candidates = [c for kid, c in self._keys if kid == key_id] or [c for _, c in self._keys]
         for cipher in candidates:
             try:
-                return cipher.decrypt(blob[:12], blob[12:], _AAD).decode()
+                return cipher.decrypt(blob[:12], blob[12:], _AAD + context.encode()).decode()
             except (InvalidTag, ValueError):
                 continue
         raise ConfigurationError(
@@ -91,11 +105,25 @@ class Encryptor:
             "AMAZON_ORDERS_ENCRYPTION_KEYS (was a key removed or SECRET_KEY changed?)."
         )
 
-    def rotate(self, token: str) -> str:
+    def is_current(self, token: str) -> bool:
+        """Whether ``token`` is encrypted under the current key (no rotation needed)."""
+        return token.startswith(f"{_PREFIX}.{self.current_key_id}.")
+
+    def rotate(self, token: str, *, context: str) -> str:
         """Re-encrypt ``token`` under the current (first) key."""
-        return self.encrypt(self.decrypt(token))
+        return self.encrypt(self.decrypt(token, context=context), context=context)
 
     @staticmethod
     def generate_key() -> str:
         """A new random key, suitable for ``AMAZON_ORDERS_ENCRYPTION_KEYS``."""
         return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
+
+
+def buyer_data_context(store_id: int, amazon_order_id: str) -> str:
+    """The context of one order's buyer data."""
+    return f"buyer_data/{store_id}/{amazon_order_id}"
+
+
+def refresh_token_context(seller_id: str, marketplace_id: str) -> str:
+    """The context of one store's refresh token."""
+    return f"refresh_token/{seller_id}/{marketplace_id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,7 +12,7 @@ from flask import Flask, current_app
 
 from . import config as config_module
 from .client import ENDPOINTS, LWACredentials, RateLimiter, RetryPolicy, SPAPIClient
-from .crypto import Encryptor
+from .crypto import Encryptor, buyer_data_context, refresh_token_context
 from .errors import ConfigurationError
 from .models import metadata
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import scoped_session
 
     from .host import HostAdapter
-    from .models import Store, SyncRun
+    from .models import AmazonOrder, Store, SyncRun
     from .runners.embedded import EmbeddedWorker
 
 EXTENSION_KEY = "amazon_orders"
@@ -191,6 +192,33 @@ class AmazonOrders:
         """Encrypts refresh tokens and buyer data with the configured keys."""
         return self._state().encryptor
 
+    def buyer_data(self, order: AmazonOrder) -> dict[str, Any] | None:
+        """The buyer and shipping address of ``order``, decrypted, for the host order.
+
+        Returns ``{"buyer": {...} | None, "shipping_address": {...} | None}`` with
+        Amazon's field names, or ``None`` when none is kept (Amazon sent none, or
+        the retention period passed and it was purged). Raises
+        :class:`~flask_amazon_orders.errors.ConfigurationError` when the stored
+        value cannot be decrypted with the configured keys or was copied from
+        another order. Never log what it returns.
+        """
+        if not order.buyer_data_encrypted:
+            return None
+        text = self.encryptor.decrypt(
+            order.buyer_data_encrypted,
+            context=buyer_data_context(order.store_id, order.amazon_order_id),
+        )
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ConfigurationError(
+                f"The buyer data of order {order.amazon_order_id} is not in a format "
+                "this version reads."
+            )
+        return data
+
     @property
     def worker(self) -> EmbeddedWorker | None:
         """The embedded background worker, if ``AMAZON_ORDERS_EMBEDDED_WORKER`` is on."""
@@ -211,7 +239,10 @@ class AmazonOrders:
         """An SP-API client for ``store``. Missing credentials fail at its first call."""
         settings = self.settings
         refresh_token = (
-            self.encryptor.decrypt(store.refresh_token_encrypted)
+            self.encryptor.decrypt(
+                store.refresh_token_encrypted,
+                context=refresh_token_context(store.seller_id, store.marketplace_id),
+            )
             if store.refresh_token_encrypted
             else ""
         )

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from .client.records import STATUS_LABELS
 
@@ -88,6 +88,11 @@ class Money(sa.TypeDecorator[Decimal]):
         if amount.as_tuple().exponent > -2:  # type: ignore[operator]
             amount = amount.quantize(_CENTS)
         return amount
+
+
+#: The statuses after which an order changes no more here; buyer data is kept
+#: for the retention period after an order reached one.
+FINAL_STATUSES = frozenset({"Shipped", "Canceled", "Unfulfillable"})
 
 
 class Base(DeclarativeBase):
@@ -158,6 +163,8 @@ class AmazonOrder(Base):
         sa.Index("ix_amazon_orders_store_status_purchased", "store_id", "status", "purchased_at"),
         sa.Index("ix_amazon_orders_store_import", "store_id", "host_import_state", "purchased_at"),
         sa.Index("ix_amazon_orders_store_host_number", "store_id", "host_order_number"),
+        # The purge job's range: closed, not yet purged, oldest first.
+        sa.Index("ix_amazon_orders_purge", "buyer_data_purged_at", "closed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -200,8 +207,15 @@ class AmazonOrder(Base):
     #: The state of the newest cancellation from the admin pages (see
     #: :class:`Cancellation`): ``queued``, ``sent``, ``confirmed``, ``rejected`` or ``None``.
     cancellation_state: Mapped[str | None] = mapped_column(sa.String(12))
-    #: Buyer and shipping address, encrypted JSON; ``None`` once purged.
+    #: Buyer and shipping address, encrypted JSON bound to this order (read it
+    #: with :meth:`AmazonOrders.buyer_data`); ``None`` once purged.
     buyer_data_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    #: When the order reached a final status (Shipped, Canceled, Unfulfillable)
+    #: as far as we know: the buyer data retention period counts from here.
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: When the retention period was over and the purge job deleted the buyer
+    #: data (or found none); none is stored again after it.
+    buyer_data_purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -222,6 +236,14 @@ class AmazonOrder(Base):
     @property
     def status_label(self) -> str:
         return STATUS_LABELS.get(self.status, self.status)
+
+    @validates("status")
+    def _track_closed(self, _key: str, status: str) -> str:
+        if status not in FINAL_STATUSES:
+            self.closed_at = None
+        elif self.closed_at is None or self.status not in FINAL_STATUSES:
+            self.closed_at = utcnow()
+        return status
 
     def __repr__(self) -> str:
         return f"<AmazonOrder {self.amazon_order_id} {self.status}>"

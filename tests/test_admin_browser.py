@@ -302,9 +302,13 @@ def test_viewer_looks_only_and_anonymous_gets_403(page, browser, live_shop, stor
     page.get_by_role("link", name="Settings", exact=True).click()
     page.wait_for_url(f"**/admin/amazon/stores/{store_id}/settings")
     expect(page.get_by_text("changing them needs the manage permission")).to_be_visible()
-    expect(page.locator("form.ao-form > fieldset")).to_have_js_property("disabled", True)
+    fieldsets = page.locator("form.ao-form > fieldset")
+    expect(fieldsets).to_have_count(2)  # the order settings and the authorization
+    for fieldset in fieldsets.all():
+        expect(fieldset).to_have_js_property("disabled", True)
     expect(page.get_by_label("Order import", exact=True)).to_be_disabled()
     expect(page.get_by_role("button", name="Save settings")).to_be_disabled()
+    expect(page.get_by_role("button", name="Update authorization")).to_be_disabled()
 
     anonymous = browser.new_context(base_url=live_shop)
     anonymous.set_default_timeout(TIMEOUT_MS)

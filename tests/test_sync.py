@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from helpers import connect_store
 
 from flask_amazon_orders import signals
+from flask_amazon_orders.crypto import buyer_data_context, refresh_token_context
 from flask_amazon_orders.jobs.sync import sync_store
 from flask_amazon_orders.models import AmazonOrder, AmazonOrderItem, OrderEvent, Store, SyncRun
 from flask_amazon_orders.sandbox import SandboxServer
@@ -200,13 +201,19 @@ def test_secrets_and_buyer_data_are_encrypted_at_rest(db, ext, store, seller, sa
     sync_store(store)
     with db.engine.connect() as conn:
         token = conn.scalar(sa.text("SELECT refresh_token_encrypted FROM amazon_stores"))
-        blobs = conn.scalars(sa.text("SELECT buyer_data_encrypted FROM amazon_orders")).all()
+        rows = conn.execute(
+            sa.text("SELECT store_id, amazon_order_id, buyer_data_encrypted FROM amazon_orders")
+        ).all()
     assert seller["refresh_token"] not in token
-    assert ext.encryptor.decrypt(token) == seller["refresh_token"]
+    context = refresh_token_context(store.seller_id, store.marketplace_id)
+    assert ext.encryptor.decrypt(token, context=context) == seller["refresh_token"]
     order = sandbox.control.get_order(_stored_ids(db)[0])
     name = order["buyer"]["buyerName"]
-    assert all(blob and name not in blob for blob in blobs)
-    assert any(name in ext.encryptor.decrypt(blob) for blob in blobs)
+    assert all(blob and name not in blob for _, _, blob in rows)
+    assert any(
+        name in ext.encryptor.decrypt(blob, context=buyer_data_context(store_id, order_id))
+        for store_id, order_id, blob in rows
+    )
 
 
 def test_revoked_refresh_token_fails_the_run_and_asks_for_a_human(db, store, seller, sandbox):

@@ -12,7 +12,6 @@ acting user.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from decimal import Decimal
 from typing import Any
@@ -238,14 +237,11 @@ class Totals:
 
 
 def _buyer_data(order: AmazonOrder) -> dict[str, Any]:
-    if not order.buyer_data_encrypted:
-        return {}
     try:
-        data = json.loads(get_extension().encryptor.decrypt(order.buyer_data_encrypted))
-    except (AmazonOrdersError, ValueError):
+        return get_extension().buyer_data(order) or {}
+    except AmazonOrdersError:
         log.warning("buyer data of %s cannot be read", order.amazon_order_id)
         return {"unreadable": True}
-    return data if isinstance(data, dict) else {}
 
 
 @bp.route("/stores/<int:store_id>/orders/<amazon_order_id>")
@@ -425,8 +421,12 @@ def cancel_orders(store_id: int) -> Any:
             get_extension().session.rollback()
             error = str(exc)
         else:
-            _cancel_feedback(result)
-            return redirect(url_for(".dashboard", store_id=store.id))
+            if result.cancelled:
+                _cancel_feedback(result)
+                return redirect(url_for(".dashboard", store_id=store.id))
+            # Nothing could be cancelled: the summary again, with why, and a 400.
+            get_extension().session.rollback()
+            selected = queries.orders_by_ids(store.id, ids)
     shipping = cancelling.shipping_orders([order.id for order in selected])
     refusals = {
         order.amazon_order_id: why
@@ -583,3 +583,21 @@ def settings(store_id: int) -> Any:
         ),
         400 if error else 200,
     )
+
+
+@bp.post("/stores/<int:store_id>/authorization")
+def store_token(store_id: int) -> Response:
+    """A new refresh token for the store (after the seller authorized the app again)."""
+    store = _store_or_404(store_id)
+    require(MANAGE, store)
+    csrf.check()
+    try:
+        stores.set_refresh_token(
+            store, request.form.get("refresh_token", ""), actor=current_actor()
+        )
+    except AmazonOrdersError as exc:
+        get_extension().session.rollback()
+        flash(_("%(error)s Nothing was changed.", error=str(exc)), ERROR)
+        return redirect(url_for(".settings", store_id=store.id) + "#authorization")
+    flash(_("Authorization updated. The store is synced with it next."), SUCCESS)
+    return redirect(url_for(".dashboard", store_id=store.id))

@@ -37,8 +37,10 @@ from ..client.records import (
     OrderRecord,
     parse_order,
 )
+from ..crypto import buyer_data_context
 from ..errors import (
     AmazonOrdersError,
+    ConfigurationError,
     InvalidInputError,
     MalformedResponseError,
     MissingCredentialsError,
@@ -46,6 +48,7 @@ from ..errors import (
 )
 from ..extension import AmazonOrders, get_extension
 from ..models import (
+    FINAL_STATUSES,
     AmazonOrder,
     AmazonOrderItem,
     OrderEvent,
@@ -160,9 +163,12 @@ def _buyer_payload(record: OrderRecord) -> str | None:
     )
 
 
-def _buyer_data(ext: AmazonOrders, record: OrderRecord) -> str | None:
+def _buyer_data(ext: AmazonOrders, store_id: int, record: OrderRecord) -> str | None:
     payload = _buyer_payload(record)
-    return None if payload is None else ext.encryptor.encrypt(payload)
+    if payload is None:
+        return None
+    context = buyer_data_context(store_id, record.amazon_order_id)
+    return ext.encryptor.encrypt(payload, context=context)
 
 
 def _differs(ext: AmazonOrders, order: AmazonOrder, record: OrderRecord) -> bool:
@@ -182,14 +188,19 @@ def _differs(ext: AmazonOrders, order: AmazonOrder, record: OrderRecord) -> bool
 def _buyer_changed(ext: AmazonOrders, order: AmazonOrder, record: OrderRecord) -> bool:
     """Whether Amazon sent buyer data that differs from the stored (or absent) copy.
 
-    When Amazon sends none (no role, or the order is pending), the stored copy stays.
+    When Amazon sends none (no role, or the order is pending), the stored copy
+    stays; once purged (see :mod:`~flask_amazon_orders.jobs.purge`), none is kept again.
     """
     payload = _buyer_payload(record)
-    if payload is None:
+    if payload is None or order.buyer_data_purged_at is not None:
         return False
     if order.buyer_data_encrypted is None:
         return True
-    return ext.encryptor.decrypt(order.buyer_data_encrypted) != payload
+    context = buyer_data_context(order.store_id, order.amazon_order_id)
+    try:
+        return ext.encryptor.decrypt(order.buyer_data_encrypted, context=context) != payload
+    except ConfigurationError:
+        return True  # unreadable (a removed key): Amazon's copy replaces it
 
 
 def _cancel_request_message(record: OrderRecord) -> str:
@@ -225,7 +236,9 @@ def _insert_new(
         row.update(
             store_id=store_id,
             amazon_order_id=record.amazon_order_id,
-            buyer_data_encrypted=_buyer_data(ext, record),
+            buyer_data_encrypted=_buyer_data(ext, store_id, record),
+            # Closed before we saw it: Amazon's last change is the latest it closed.
+            closed_at=record.amazon_updated_at if record.status in FINAL_STATUSES else None,
             first_seen_at=now,
             updated_at=now,
         )
@@ -295,7 +308,7 @@ def _update_changed(
             if getattr(order, name) != value:
                 setattr(order, name, value)
         if _buyer_changed(ext, order, record):
-            order.buyer_data_encrypted = _buyer_data(ext, record)
+            order.buyer_data_encrypted = _buyer_data(ext, order.store_id, record)
         _apply_items(order, record)
         new_status = record.status
         if (

@@ -1,5 +1,5 @@
-"""The embedded runner: a background thread that syncs every store on an interval
-and sends the stores' cancellations to Amazon.
+"""The embedded runner: a background thread that syncs every store on an interval,
+sends the stores' feeds to Amazon and purges expired buyer data.
 
 For small shops and the example app. It calls the same job functions as the CLI
 (:func:`flask_amazon_orders.jobs.sync.sync_all`). Turn it on with
@@ -83,16 +83,20 @@ class EmbeddedWorker:
         self._wake.set()
 
     def run_once(self) -> None:
-        """One round (in this thread): sync every active store, then send and poll
-        the stores' cancellation feeds."""
+        """One round (in this thread): sync every active store, send and poll the
+        stores' feeds, then purge buyer data past its retention period."""
         from ..jobs.feeds import process_all_feeds
+        from ..jobs.purge import purge_all
         from ..jobs.sync import sync_all
 
         with self._app.app_context():
             try:
                 sync_all(trigger="worker", should_stop=self._stop.is_set)
             finally:
-                process_all_feeds(should_stop=self._stop.is_set)
+                try:
+                    process_all_feeds(should_stop=self._stop.is_set)
+                finally:
+                    purge_all()
         self.rounds += 1
 
     def _sleep_seconds(self) -> float:

@@ -132,6 +132,13 @@ def revoke_seller(seller_id: str) -> dict[str, Any]:
     return get_state().revoke_seller(seller_id).to_dict()
 
 
+@bp.post("/sellers/<seller_id>/authorize")
+@_control
+def reauthorize_seller(seller_id: str) -> dict[str, Any]:
+    """The seller authorizes the application again: a new refresh token replaces the old."""
+    return get_state().reauthorize_seller(seller_id).to_dict()
+
+
 # -- orders ------------------------------------------------------------------------------------
 
 

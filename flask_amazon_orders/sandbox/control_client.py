@@ -97,6 +97,10 @@ class SandboxControl:
         """Revoke a seller's authorization (its refresh token gets ``invalid_grant``)."""
         return self._call("POST", f"/sellers/{seller_id}/revoke")  # type: ignore[no-any-return]
 
+    def reauthorize_seller(self, seller_id: str) -> dict[str, Any]:
+        """Authorize again: returns the seller with a new refresh token (the old one fails)."""
+        return self._call("POST", f"/sellers/{seller_id}/authorize")  # type: ignore[no-any-return]
+
     # -- orders ----------------------------------------------------------------------------
 
     def create_order(self, seller_id: str, **spec: Any) -> dict[str, Any]:

@@ -220,6 +220,17 @@ class SandboxState:
                 del self.access_tokens[token]
             return seller
 
+    def reauthorize_seller(self, seller_id: str) -> Seller:
+        """The seller authorized the application again: a new refresh token
+        replaces the old one, which stops working."""
+        with self.lock:
+            seller = self.seller(seller_id)
+            self.refresh_tokens.pop(seller.refresh_token, None)
+            seller.refresh_token = "Atzr|" + secrets.token_urlsafe(96)
+            seller.revoked = False
+            self.refresh_tokens[seller.refresh_token] = seller_id
+            return seller
+
     def issue_access_token(self, seller_id: str | None, scope: str | None = None) -> str:
         """A new LWA access token for ``seller_id`` (``None``: grantless)."""
         token = "Atza|" + secrets.token_urlsafe(128)

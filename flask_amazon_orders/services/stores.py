@@ -9,6 +9,7 @@ import re
 import sqlalchemy as sa
 
 from ..config import MARKETPLACES, resolve_marketplace
+from ..crypto import refresh_token_context
 from ..errors import ConfigurationError
 from ..extension import get_extension
 from ..i18n import _
@@ -68,9 +69,7 @@ def add_store(
                 region=region,
             )
         )
-    refresh_token = refresh_token.strip()
-    if not refresh_token:
-        raise ConfigurationError(_("A refresh token is needed to connect a store."))
+    refresh_token = _refresh_token(refresh_token)
     session = ext.session
     exists = session.scalar(
         sa.select(Store.id).where(
@@ -92,7 +91,9 @@ def add_store(
         seller_id=seller_id,
         region=region.lower(),
         marketplace_id=marketplace_id,
-        refresh_token_encrypted=ext.encryptor.encrypt(refresh_token),
+        refresh_token_encrypted=ext.encryptor.encrypt(
+            refresh_token, context=refresh_token_context(seller_id, marketplace_id)
+        ),
         order_import_enabled=order_import_enabled,
     )
     session.add(store)
@@ -108,6 +109,39 @@ def record(store: Store | int, kind: str, actor: str, message: str | None = None
     get_extension().session.add(
         StoreEvent(store_id=store_id, kind=kind, actor=actor[:120], message=message)
     )
+
+
+def _refresh_token(value: str) -> str:
+    token = value.strip()
+    if not token:
+        raise ConfigurationError(_("A refresh token is needed to connect a store."))
+    if len(token) > 2048 or any(c.isspace() for c in token):
+        # Never echo it: a mistyped token may still be a secret.
+        raise ConfigurationError(
+            _("That is not a refresh token (one line, no spaces, at most 2,048 characters).")
+        )
+    return token
+
+
+def set_refresh_token(store: Store | int, refresh_token: str, *, actor: str = "api") -> Store:
+    """Give ``store`` a new refresh token, after the seller authorized the app again.
+
+    Clears a sync error that asked for it; the next sync uses the new token.
+    """
+    ext = get_extension()
+    loaded = get_store(store)
+    token = _refresh_token(refresh_token)
+    loaded.refresh_token_encrypted = ext.encryptor.encrypt(
+        token, context=refresh_token_context(loaded.seller_id, loaded.marketplace_id)
+    )
+    if loaded.last_sync_error_needs_action:
+        loaded.last_sync_error = None
+        loaded.last_sync_error_needs_action = False
+    loaded.sync_requested_at = utcnow()
+    record(loaded, "refresh_token_updated", actor)
+    ext.session.commit()
+    ext.wake_worker()
+    return loaded
 
 
 def request_sync(store: Store | int, *, actor: str = "admin") -> bool:
