@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "AMAZON_ORDERS_RETRY_BACKOFF_SECONDS": 1.0,
     "AMAZON_ORDERS_RETRY_BACKOFF_CAP_SECONDS": 60.0,
     "AMAZON_ORDERS_RATE_LIMIT_SCALE": 1.0,
+    # Where the rate-limit buckets live: None (this process) or a redis:// URL (shared).
+    "AMAZON_ORDERS_RATE_LIMIT_STORAGE": None,
     # Feeds (cancellations): seconds between polls of a submitted feed.
     "AMAZON_ORDERS_FEED_POLL_SECONDS": 30.0,
     # Admin pages.
@@ -122,6 +124,7 @@ class Settings:
     retry_backoff_seconds: float
     retry_backoff_cap_seconds: float
     rate_limit_scale: float
+    rate_limit_storage: str | None
     feed_poll_seconds: float
     admin_url_prefix: str | None
     base_template: str
@@ -239,12 +242,22 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
             config, "AMAZON_ORDERS_RETRY_BACKOFF_CAP_SECONDS", float, 0
         ),
         rate_limit_scale=_number(config, "AMAZON_ORDERS_RATE_LIMIT_SCALE", float, 0.000001),
+        rate_limit_storage=_storage(config, "AMAZON_ORDERS_RATE_LIMIT_STORAGE"),
         feed_poll_seconds=_number(config, "AMAZON_ORDERS_FEED_POLL_SECONDS", float, 1),
         admin_url_prefix=_url_prefix(config, "AMAZON_ORDERS_ADMIN_URL_PREFIX"),
         base_template=_optional_text(config, "AMAZON_ORDERS_BASE_TEMPLATE")
         or "amazon_orders/base.html",
         admin_page_size=_page_size(config, "AMAZON_ORDERS_ADMIN_PAGE_SIZE"),
     )
+
+
+def _storage(config: Mapping[str, Any], key: str) -> str | None:
+    value = _optional_text(config, key)
+    if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            f"{key} must be None (buckets in this process) or a redis:// URL, not {value!r}."
+        )
+    return value
 
 
 def _url_prefix(config: Mapping[str, Any], key: str) -> str | None:

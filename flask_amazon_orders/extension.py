@@ -41,6 +41,8 @@ class _State:
     settings: config_module.Settings
     secret_key: str | None = dataclasses.field(repr=False)
     worker: EmbeddedWorker | None = None
+    #: The app's rate limiter (the extension's, or one from configuration).
+    rate_limiter: RateLimiter | None = None
     _encryptor: Encryptor | None = dataclasses.field(default=None, repr=False)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
@@ -76,8 +78,9 @@ class AmazonOrders:
         when a store's order import is enabled. It can also be set later as
         :attr:`host`.
     :param rate_limiter: where the SP-API rate-limit buckets live. The default
-        is one in-process limiter shared by every client of the process; several
-        processes need a shared one.
+        is ``AMAZON_ORDERS_RATE_LIMIT_STORAGE`` (a Redis URL shared by every
+        process), or without it one in-process limiter shared by every client of
+        the process; several processes need a shared one.
     """
 
     def __init__(
@@ -112,7 +115,12 @@ class AmazonOrders:
             )
         config_module.set_defaults(app.config)
         settings = config_module.load_settings(app.config)
-        state = _State(extension=self, settings=settings, secret_key=app.config.get("SECRET_KEY"))
+        state = _State(
+            extension=self,
+            settings=settings,
+            secret_key=app.config.get("SECRET_KEY"),
+            rate_limiter=self.rate_limiter or _configured_limiter(settings),
+        )
         app.extensions[EXTENSION_KEY] = state
 
         from .cli import amazon_orders_cli
@@ -259,7 +267,7 @@ class AmazonOrders:
             endpoint=endpoint,
             lwa_url=settings.lwa_url,
             seller_key=store.seller_id,
-            rate_limiter=self.rate_limiter,
+            rate_limiter=self._state().rate_limiter,
             retry=RetryPolicy(
                 max_attempts=settings.retry_max_attempts,
                 backoff_base=settings.retry_backoff_seconds,
@@ -305,3 +313,11 @@ def _app_state(app: Flask | None) -> _State:
 def get_extension(app: Flask | None = None) -> AmazonOrders:
     """The :class:`AmazonOrders` set up on ``app`` (default: the current app)."""
     return _app_state(app).extension
+
+
+def _configured_limiter(settings: config_module.Settings) -> RateLimiter | None:
+    if settings.rate_limit_storage is None:
+        return None
+    from .client.redis_ratelimit import RedisRateLimiter
+
+    return RedisRateLimiter.from_url(settings.rate_limit_storage)

@@ -7,8 +7,10 @@ Tests use an in-memory-like SQLite file by default. Set
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -61,6 +63,44 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
                 f"{DATABASE_URL_VAR} is set to a PostgreSQL URL, but no server answers there "
                 "and starting the local cluster failed. Start PostgreSQL or unset the variable.",
                 returncode=3,
+            )
+    return url
+
+
+REDIS_URL_VAR = "AMAZON_ORDERS_TEST_REDIS_URL"
+
+
+def _redis_up(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis for the tests that need one (``AMAZON_ORDERS_TEST_REDIS_URL``, by
+    default database 15 of the local server, started here if it is not running)."""
+    url = os.environ.get(REDIS_URL_VAR, "redis://127.0.0.1:6379/15")
+    if not _redis_up(url):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["redis-server", "--daemonize", "yes", "--save", "", "--appendonly", "no"],
+                check=False,
+                capture_output=True,
+                timeout=30,
+            )
+        for _ in range(50):
+            if _redis_up(url):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(
+                f"No Redis answers at {url} and starting redis-server failed: start Redis "
+                f"or point {REDIS_URL_VAR} at one.",
+                pytrace=False,
             )
     return url
 
