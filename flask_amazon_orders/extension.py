@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 EXTENSION_KEY = "amazon_orders"
 
+log = logging.getLogger("flask_amazon_orders")
+
 #: ``access(permission, store) -> bool``: see :meth:`AmazonOrders.access_handler`.
 AccessHandler = Callable[[str, "Store | None"], bool]
 #: ``actor() -> str | None``: see :meth:`AmazonOrders.actor_loader`.
@@ -43,6 +46,8 @@ class _State:
     worker: EmbeddedWorker | None = None
     #: The app's rate limiter (the extension's, or one from configuration).
     rate_limiter: RateLimiter | None = None
+    #: Queues a job for a store on a task queue (``(job, store_id)``), if one is set up.
+    dispatch: Callable[[str, int | None], None] | None = None
     _encryptor: Encryptor | None = dataclasses.field(default=None, repr=False)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
@@ -232,9 +237,23 @@ class AmazonOrders:
         """The embedded background worker, if ``AMAZON_ORDERS_EMBEDDED_WORKER`` is on."""
         return self._state().worker
 
-    def wake_worker(self) -> bool:
-        """Wake this process's embedded worker for new work (a sync asked for, a
-        cancellation or shipment stored); returns whether one runs here."""
+    def wake_worker(self, job: str = "sync", store_id: int | None = None) -> bool:
+        """Hand new work on at once: a sync asked for (``job="sync"``), or a
+        cancellation, adjustment or shipment stored (``job="feeds"``) for a store.
+
+        With Celery (:func:`flask_amazon_orders.runners.celery.init_celery`) the
+        store's task is queued; otherwise this process's embedded worker, if it
+        runs, is woken. Returns whether someone was told; if not, the next
+        scheduled run does the work.
+        """
+        dispatch = self._state().dispatch
+        if dispatch is not None:
+            try:
+                dispatch(job, store_id)
+            except Exception:  # the broker is down: the scheduled run does it
+                log.warning("could not queue the %s job of store %s", job, store_id, exc_info=True)
+                return False
+            return True
         worker = self.worker
         if worker is None or not worker.running:
             return False

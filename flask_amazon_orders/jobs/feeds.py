@@ -832,10 +832,10 @@ def _submissions(session: Any, store_id: int, states: tuple[str, ...]) -> list[F
     )
 
 
-def process_all_feeds(should_stop: Callable[[], bool] | None = None) -> list[FeedRun]:
-    """:func:`process_feeds` for every store with cancellations or shipments on their way."""
+def stores_with_feed_work() -> list[int]:
+    """The ids of the stores with cancellations, adjustments or shipments on their way."""
     session = get_extension().session
-    ids = sorted(
+    return sorted(
         set(
             session.scalars(
                 sa.select(Cancellation.store_id)
@@ -856,8 +856,12 @@ def process_all_feeds(should_stop: Callable[[], bool] | None = None) -> list[Fee
             )
         )
     )
+
+
+def process_all_feeds(should_stop: Callable[[], bool] | None = None) -> list[FeedRun]:
+    """:func:`process_feeds` for every store with cancellations or shipments on their way."""
     runs = []
-    for store_id in ids:
+    for store_id in stores_with_feed_work():
         if should_stop is not None and should_stop():
             break
         runs.append(process_feeds(store_id))

@@ -664,6 +664,17 @@ def _record_failure(
     session.commit()
 
 
+def stores_to_sync() -> list[int]:
+    """The ids of the active stores, those an admin asked to sync ("Sync now") first."""
+    return list(
+        get_extension().session.scalars(
+            sa.select(Store.id)
+            .where(Store.active.is_(True))
+            .order_by(Store.sync_requested_at.is_(None), Store.sync_requested_at, Store.id)
+        )
+    )
+
+
 def sync_all(
     *,
     trigger: str = "api",
@@ -677,15 +688,7 @@ def sync_all(
 
     :param should_stop: asked before each store; ``True`` ends the round early.
     """
-    ext = get_extension()
-    # Stores an admin asked to sync ("Sync now") go first.
-    ids = list(
-        ext.session.scalars(
-            sa.select(Store.id)
-            .where(Store.active.is_(True))
-            .order_by(Store.sync_requested_at.is_(None), Store.sync_requested_at, Store.id)
-        )
-    )
+    ids = stores_to_sync()
     runs = []
     first_error: Exception | None = None
     for store_id in ids:

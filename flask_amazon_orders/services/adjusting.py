@@ -265,7 +265,7 @@ def adjust_items(
             )
         )
     session.commit()
-    get_extension().wake_worker()
+    get_extension().wake_worker("feeds", order.store_id)
     return rows
 
 

@@ -385,7 +385,7 @@ def cancel_orders(
             reference=reference,
             status=COMPLETE,
         )
-    ext.wake_worker()
+    ext.wake_worker("feeds", loaded.id)
     return result
 
 

@@ -237,7 +237,7 @@ def confirm_shipment(
         )
     )
     session.commit()
-    get_extension().wake_worker()
+    get_extension().wake_worker("feeds", found.store_id)
     return shipment
 
 

@@ -140,7 +140,7 @@ def set_refresh_token(store: Store | int, refresh_token: str, *, actor: str = "a
     loaded.sync_requested_at = utcnow()
     record(loaded, "refresh_token_updated", actor)
     ext.session.commit()
-    ext.wake_worker()
+    ext.wake_worker("sync", loaded.id)
     return loaded
 
 
@@ -157,7 +157,7 @@ def request_sync(store: Store | int, *, actor: str = "admin") -> bool:
     loaded.sync_requested_at = utcnow()
     record(loaded, "sync_requested", actor)
     ext.session.commit()
-    return ext.wake_worker()
+    return ext.wake_worker("sync", loaded.id)
 
 
 def list_stores(*, active_only: bool = False) -> list[Store]:
