@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint docs bench translations clean
+.PHONY: demo test lint docs bench bench-scale translations clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_sync.py
 	$(BIN)/python bench/bench_admin.py
 	$(BIN)/python bench/bench_cancel.py
+
+# Many stores on 1, 2 and 4 Celery workers (needs Redis; pass DB=postgresql+psycopg://…).
+bench-scale: $(BIN)/.installed
+	$(BIN)/python bench/bench_scale.py $(if $(DB),--db $(DB))
 
 # Extract the admin pages' text, merge it into every catalog, compile the catalogs.
 CATALOGS := flask_amazon_orders/translations
