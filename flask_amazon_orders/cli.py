@@ -97,6 +97,8 @@ def store_list() -> None:
         click.echo(line)
         if store.last_sync_error:
             click.echo(f"      error: {store.last_sync_error}")
+        if store.last_feed_error:
+            click.echo(f"      sending to Amazon: {store.last_feed_error}")
 
 
 @store_cli.command("settings")
@@ -114,19 +116,31 @@ def store_list() -> None:
     type=click.Choice(["host", "amazon"]),
     help="Number imported orders with the shop's own numbers or the Amazon order id.",
 )
+@click.option(
+    "--refresh-token",
+    "new_refresh_token",
+    is_flag=True,
+    help="Enter a new LWA refresh token (prompted for, not shown), after the seller "
+    "authorized the app again.",
+)
 @with_appcontext
 def store_settings(
     store_ref: str,
     order_import: bool | None,
     initial_status: str | None,
     number_source: str | None,
+    new_refresh_token: bool,
 ) -> None:
     """Show or change a store's order settings (STORE: id or name)."""
     from .services.importing import set_order_import
-    from .services.stores import find_store, update_order_settings
+    from .services.stores import find_store, update_order_settings, update_refresh_token
 
     try:
         store = find_store(store_ref)
+        if new_refresh_token:
+            token = click.prompt("New refresh token", hide_input=True)
+            update_refresh_token(store, token, actor="cli")
+            click.echo("Refresh token updated.")
         if initial_status is not None or number_source is not None:
             update_order_settings(
                 store, initial_status=initial_status, number_source=number_source, actor="cli"

@@ -116,6 +116,27 @@ def test_store_settings_show_change_and_refuse_bad_values(app, store):
     assert "order import on" in on.output
 
 
+def test_store_settings_take_a_new_refresh_token_unechoed(app, store, db):
+    from flask_amazon_orders import get_extension
+    from flask_amazon_orders.models import Store
+
+    runner = app.test_cli_runner()
+    done = runner.invoke(
+        args=["amazon-orders", "store", "settings", "Amazon DE", "--refresh-token"],
+        input="Atzr|from-seller-central\n",
+    )
+    assert done.exit_code == 0, done.output
+    assert "Refresh token updated." in done.output
+    assert "Atzr|from-seller-central" not in done.output
+    db.session.expire_all()
+    stored = db.session.get(Store, store.id).refresh_token_encrypted
+    assert get_extension(app).encryptor.decrypt(stored) == "Atzr|from-seller-central"
+    empty = runner.invoke(
+        args=["amazon-orders", "store", "settings", "Amazon DE", "--refresh-token"], input=" \n"
+    )
+    assert empty.exit_code == 1 and "Enter the new refresh token." in empty.output
+
+
 def test_sync_warns_when_import_is_on_but_no_host_adapter_is_registered(app, store, sandbox):
     from flask_amazon_orders.services.importing import set_order_import
 

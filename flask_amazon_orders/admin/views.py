@@ -67,7 +67,7 @@ def _store_status(store: Store) -> str:
     """``inactive``, ``error``, ``syncing`` or ``active`` (shown as text and colour)."""
     if not store.active:
         return "inactive"
-    if store.last_sync_error:
+    if store.last_sync_error or store.last_feed_error:
         return "error"
     if store.sync_lease_until is not None and store.sync_lease_until > queries.utcnow():
         return "syncing"
@@ -583,3 +583,27 @@ def settings(store_id: int) -> Any:
         ),
         400 if error else 200,
     )
+
+
+@bp.post("/stores/<int:store_id>/authorization")
+def authorization(store_id: int) -> Response:
+    """A new refresh token, after the seller authorized the app again."""
+    store = _store_or_404(store_id)
+    require(MANAGE, store)
+    csrf.check()
+    try:
+        stores.update_refresh_token(
+            store, request.form.get("refresh_token", ""), actor=current_actor()
+        )
+    except AmazonOrdersError as exc:
+        get_extension().session.rollback()
+        flash(str(exc), ERROR)
+    else:
+        flash(
+            _(
+                "The refresh token was updated. The next sync and the next run of the feed job "
+                "use it."
+            ),
+            SUCCESS,
+        )
+    return redirect(url_for(".settings", store_id=store.id))

@@ -126,6 +126,31 @@ def request_sync(store: Store | int, *, actor: str = "admin") -> bool:
     return ext.wake_worker()
 
 
+def update_refresh_token(store: Store | int, refresh_token: str, *, actor: str = "api") -> Store:
+    """Store a new refresh token for ``store``, after the seller authorized the app again.
+
+    When Amazon no longer accepts the old one (``invalid_grant``: the seller revoked
+    the authorization, or it expired), the sync and the feed job stop and the store
+    dashboard asks for this. Nothing else changes: the sync and the feed job go on
+    where they stopped at their next run (the embedded worker, if this process runs
+    one, is woken and a sync is asked for).
+
+    :param actor: who changes it, for the activity log (the token itself is never logged).
+    :raises ConfigurationError: the token is empty; nothing is changed.
+    """
+    ext = get_extension()
+    loaded = get_store(store)
+    refresh_token = refresh_token.strip()
+    if not refresh_token:
+        raise ConfigurationError(_("Enter the new refresh token."))
+    loaded.refresh_token_encrypted = ext.encryptor.encrypt(refresh_token)
+    loaded.sync_requested_at = utcnow()
+    record(loaded, "refresh_token_updated", actor)
+    ext.session.commit()
+    ext.wake_worker()
+    return loaded
+
+
 def list_stores(*, active_only: bool = False) -> list[Store]:
     """Every connected store, by id."""
     query = sa.select(Store).order_by(Store.id)
