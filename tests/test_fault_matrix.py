@@ -114,15 +114,28 @@ OPERATIONS = {
     "shipment_confirmation": ("confirmShipment",),
 }
 
-#: Where a fault hits only some of the column's operations.
+#: Where a fault hits only some of the column's operations. Every fault hits the
+#: calls with a path of their own (the check, createFeed, whose lost answer is
+#: adopted; getFeed). createFeedDocument and the upload fail the same way (the
+#: document waits and is checked again), as do getFeedDocument and the download
+#: (the report is unreadable, the orders are checked instead): the faults share
+#: them out, each of these calls is hit by three or four kinds.
 ONLY = {
-    # A read timeout costs a second a call: the call of each column whose late
-    # answer matters most (a check, and a createFeed Amazon carries out after we
-    # gave up); the other calls share the client's code path.
-    ("cancel_submission", "read_timeout"): ("getOrder", "createFeed"),
-    ("feed_polling", "read_timeout"): ("getFeed",),
+    ("cancel_submission", "429_storm"): ("getOrder", "upload", "createFeed"),
+    ("cancel_submission", "500"): ("getOrder", "upload", "createFeed"),
+    ("cancel_submission", "503_html"): ("getOrder", "createFeedDocument", "createFeed"),
+    ("cancel_submission", "connection_dropped"): ("getOrder", "createFeedDocument", "createFeed"),
     # The upload's answer has no body to cut.
     ("cancel_submission", "truncated_json"): ("getOrder", "createFeedDocument", "createFeed"),
+    # A read timeout costs a second a call: the calls whose late answer matters
+    # most (a check, and a createFeed Amazon carries out after we gave up).
+    ("cancel_submission", "read_timeout"): ("getOrder", "createFeed"),
+    ("feed_polling", "429_storm"): ("getFeed", "getFeedDocument"),
+    ("feed_polling", "500"): ("getFeed", "download"),
+    ("feed_polling", "503_html"): ("getFeed", "getFeedDocument"),
+    ("feed_polling", "connection_dropped"): ("getFeed", "download"),
+    ("feed_polling", "truncated_json"): ("getFeed", "getFeedDocument", "download"),
+    ("feed_polling", "read_timeout"): ("getFeed",),
     # The presigned URL of each column: the upload, and the report's download.
     ("cancel_submission", "presigned_url_refused"): ("upload",),
     ("feed_polling", "presigned_url_refused"): ("download",),
