@@ -97,6 +97,8 @@ def store_list() -> None:
         click.echo(line)
         if store.last_sync_error:
             click.echo(f"      error: {store.last_sync_error}")
+        if store.last_feed_error:
+            click.echo(f"      sending to Amazon: {store.last_feed_error}")
 
 
 @store_cli.command("token")

@@ -138,6 +138,10 @@ class Store(Base):
     last_sync_error: Mapped[str | None] = mapped_column(sa.Text)
     #: True when the error needs a person (a revoked refresh token, missing credentials).
     last_sync_error_needs_action: Mapped[bool] = mapped_column(default=False)
+    #: What went wrong in the feed job's last run (cancellations, item adjustments,
+    #: shipment confirmations), until a run goes through; and whether it needs a person.
+    last_feed_error: Mapped[str | None] = mapped_column(sa.Text)
+    last_feed_error_needs_action: Mapped[bool] = mapped_column(default=False)
     #: When an admin last asked for a sync ("Sync now"); the worker serves it.
     sync_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

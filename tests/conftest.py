@@ -140,6 +140,13 @@ def sandbox() -> Iterator[SandboxServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def module_sandbox() -> Iterator[SandboxServer]:
+    """A time-scaled sandbox shared by a module's tests (each with its own seller)."""
+    with SandboxServer(time_scale=TEST_TIME_SCALE) as server:
+        yield server
+
+
 def make_app(database_url: str, sandbox_url: str, **config: Any) -> tuple[Flask, SQLAlchemy]:
     app = Flask("test_app")
     app.config.update(
@@ -162,7 +169,7 @@ def make_app(database_url: str, sandbox_url: str, **config: Any) -> tuple[Flask,
     return app, db
 
 
-@pytest.fixture(name="make_app")
+@pytest.fixture(name="make_app", scope="session")
 def make_app_fixture() -> Any:
     """:func:`make_app` itself, for tests that run their own sandbox."""
     return make_app

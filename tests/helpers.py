@@ -16,3 +16,13 @@ def connect_store(seller: dict[str, Any], *, name: str = "Amazon DE", **fields: 
         refresh_token=seller["refresh_token"],
         **fields,
     )
+
+
+def admin_client(app: Any, user: str = "ann@example.com") -> Any:
+    """A test client of ``app`` whose admin pages let ``user`` view and manage every store."""
+    from flask_amazon_orders import get_extension
+
+    ext = get_extension(app)
+    ext.access_handler(lambda permission, store: True)
+    ext.actor_loader(lambda: user)
+    return app.test_client()

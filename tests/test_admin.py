@@ -12,6 +12,7 @@ from flask import Flask
 from helpers import connect_store
 
 from flask_amazon_orders import get_extension
+from flask_amazon_orders.crypto import refresh_token_context
 from flask_amazon_orders.models import AmazonOrder, Store, StoreEvent
 
 PREFIX = "/amazon-orders"
@@ -103,6 +104,7 @@ def _posts(synced) -> list[str]:
         f"{PREFIX}/stores/new",
         f"{PREFIX}/stores/{store}/sync",
         f"{PREFIX}/stores/{store}/settings",
+        f"{PREFIX}/stores/{store}/authorization",
         f"{PREFIX}/stores/{store}/orders/{synced['unshipped']}/retry-import",
     ]
 
@@ -117,6 +119,7 @@ def _snapshot(db) -> tuple:
             Store.import_initial_status,
             Store.order_number_source,
             Store.sync_requested_at,
+            Store.refresh_token_encrypted,
         ).order_by(Store.id)
     ).all()
     events = session.scalar(sa.select(sa.func.count()).select_from(StoreEvent))
@@ -543,6 +546,47 @@ def test_settings_save_with_validation_and_record_the_actor(shop, sandbox, selle
         assert actors and set(actors) == {"admin:mia"}
     dashboard = _text(client.get(f"/admin/amazon/stores/{store_id}"))
     assert "Settings changed" in dashboard and "by mia" in dashboard
+
+
+def test_a_new_refresh_token_from_the_settings_page(app, db, synced):
+    _grant(app, user="mia@example.com")
+    client = app.test_client()
+    store_id = synced["store_id"]
+    settings = f"{PREFIX}/stores/{store_id}/settings"
+    url = f"{PREFIX}/stores/{store_id}/authorization"
+    page = _text(client.get(settings))
+    assert "Authorization" in page and "New refresh token" in page
+    before = _snapshot(db)
+    empty = client.post(
+        url,
+        data={"refresh_token": " ", "csrf_token": _token(client, settings)},
+        follow_redirects=True,
+    )
+    assert "Enter the refresh token. Nothing was changed." in _text(empty)
+    assert _snapshot(db) == before
+    done = client.post(
+        url,
+        data={"refresh_token": "Atzr|new-one", "csrf_token": _token(client, settings)},
+        follow_redirects=True,
+    )
+    assert "Authorization updated. The store is synced with it next." in _text(done)
+    assert "Atzr|new-one" not in done.data.decode()
+    db.session.expire_all()
+    store = db.session.get(Store, store_id)
+    context = refresh_token_context(store.seller_id, store.marketplace_id)
+    assert (
+        get_extension(app).encryptor.decrypt(store.refresh_token_encrypted, context=context)
+        == "Atzr|new-one"
+    )
+    assert store.sync_requested_at is not None
+    event = db.session.scalars(sa.select(StoreEvent).order_by(StoreEvent.id.desc())).first()
+    assert (event.kind, event.actor, event.message) == (
+        "refresh_token_updated",
+        "admin:mia@example.com",
+        None,
+    )
+    activity = _text(client.get(f"{PREFIX}/stores/{store_id}"))
+    assert "Authorization updated" in activity
 
 
 def test_connect_a_store_from_the_admin(app, db, sandbox, seller):

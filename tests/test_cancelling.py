@@ -755,3 +755,32 @@ def test_an_import_committed_just_before_the_claim_is_completed_too(
         result = cancel_orders(store_id, [order_id], reason="NoInventory")
     assert result.cancelled == [order_id]
     assert _shop_order(shop, order_id) == "Complete"
+
+
+@pytest.mark.parametrize(("kind", "asked"), [("429", 1), ("503_html", 3)])
+def test_a_check_amazon_cannot_answer_is_visible_and_throttling_holds_the_batch(
+    app, db, sandbox, synced, kind, asked
+):
+    from flask_amazon_orders.models import Store
+
+    store_id, ids, _ = synced
+    cancel_orders(store_id, ids, reason="NoInventory")
+    sandbox.control.inject_fault("getOrder", kind, count=1000)
+    sandbox.control.reset_counters()
+    run = process_feeds(store_id)
+    # Throttled: the other orders are not asked now (they would be throttled too);
+    # a server error may be the order's: each is asked.
+    attempts = get_extension().settings.retry_max_attempts
+    assert sandbox.control.counters()["operations"]["getOrder"]["calls"] == asked * attempts
+    assert len(run.errors) == asked and sandbox.control.feeds() == []
+    db.session.expire_all()
+    store = db.session.get(Store, store_id)
+    assert "getOrder" in store.last_feed_error and not store.last_feed_error_needs_action
+    waiting = db.session.scalars(sa.select(Cancellation).order_by(Cancellation.id)).all()
+    assert [(c.state, c.submission_id) for c in waiting] == [("queued", None)] * 3
+    assert all("getOrder" in c.result for c in waiting)
+    sandbox.control.clear_faults()
+    _settle(store_id)
+    db.session.expire_all()
+    assert {c.state for c in db.session.scalars(sa.select(Cancellation))} == {"confirmed"}
+    assert db.session.get(Store, store_id).last_feed_error is None

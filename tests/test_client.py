@@ -791,9 +791,10 @@ def test_create_feed_is_not_retried_after_dropped_response(
 ) -> None:
     server = raw_server([None])
     client = make_client(endpoint=server.url)
-    with pytest.raises(TransportError):
+    with pytest.raises(TransportError) as info:
         client.create_feed("POST_ORDER_ACKNOWLEDGEMENT_DATA", ["A1PA6795UKMFR9"], "D1")
     assert server.connections == 1
+    assert "closed the connection before it answered" in str(info.value)
 
 
 def test_create_feed_is_retried_when_throttled(

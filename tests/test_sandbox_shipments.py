@@ -617,6 +617,28 @@ def test_a_timed_out_confirmation_is_safe_to_send_again(
     assert fulfilled(order) == [(3, 0), (1, 0)]
 
 
+def test_a_dropped_204_closes_the_connection_before_the_status_line(
+    sandbox: SandboxServer, amazon: Amazon, seller: dict[str, Any]
+) -> None:
+    created = two_line_order(sandbox, seller["seller_id"])
+    mug, cable = item_ids(created)
+    body = package("1", [(mug, 3), (cable, 1)])
+    sandbox.control.inject_fault("confirmShipment", "drop")
+    # A 204 has no body to cut in half: the answer is lost as a whole …
+    with pytest.raises(requests.ConnectionError, match="without response"):
+        amazon.session.post(
+            amazon.url + confirmation_path(created["orderId"]),
+            json=body,
+            headers=amazon.headers,
+            timeout=5,
+        )
+    # … after Amazon carried the confirmation out; sending it again is a replay.
+    assert fulfilled(sandbox.control.get_order(created["orderId"])) == [(3, 0), (1, 0)]
+    assert amazon.post(confirmation_path(created["orderId"]), body).status_code == 204
+    (shipment,) = sandbox.control.shipments(created["orderId"])
+    assert shipment["replays"] == 1
+
+
 def test_static_examples_of_the_model_are_served(
     make_sandbox: Callable[..., SandboxServer], http: requests.Session, v0_contract: Contract
 ) -> None:

@@ -66,7 +66,7 @@ def _store_status(store: Store) -> str:
     """``inactive``, ``error``, ``syncing`` or ``active`` (shown as text and colour)."""
     if not store.active:
         return "inactive"
-    if store.last_sync_error:
+    if store.last_sync_error or store.last_feed_error:
         return "error"
     if store.sync_lease_until is not None and store.sync_lease_until > queries.utcnow():
         return "syncing"

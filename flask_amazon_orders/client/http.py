@@ -30,12 +30,13 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
+from http.client import RemoteDisconnected
 from importlib import metadata
 from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
-from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from ..errors import (
     AccessDeniedError,
@@ -201,6 +202,16 @@ def _request_was_sent(exc: requests.RequestException) -> bool:
     return True
 
 
+def _closed_without_answer(exc: requests.RequestException) -> bool:
+    """Whether the server closed (or reset) the connection before its status line."""
+    if not isinstance(exc, requests.ConnectionError) or not exc.args:
+        return False
+    reason = exc.args[0]
+    if isinstance(reason, ProtocolError) and len(reason.args) > 1:
+        reason = reason.args[1]
+    return isinstance(reason, RemoteDisconnected | ConnectionResetError)
+
+
 _INVALID_REQUEST = (
     requests.exceptions.MissingSchema,
     requests.exceptions.InvalidSchema,
@@ -339,6 +350,8 @@ class SPAPIClient:
             message = f"the connection to {host} broke off while the response was being read"
         elif isinstance(exc, requests.exceptions.ContentDecodingError):
             message = f"the response from {host} could not be decoded"
+        elif _closed_without_answer(exc):
+            message = f"{host} closed the connection before it answered"
         elif not _request_was_sent(exc):
             message = f"could not connect to {host}"
         else:

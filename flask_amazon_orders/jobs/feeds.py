@@ -21,6 +21,13 @@ sent again in the same run):
 
 A crash at any step leaves every cancellation queued, in a stored document, or
 sent: the next run goes on from there. Signals go out after each commit.
+
+What goes wrong is logged in one line each and shown on the store's dashboard
+(``Store.last_feed_error``) until a run goes through; an error that needs a
+person (the seller's authorization is gone) says so. When Amazon cannot be asked
+about an order for a reason that is not the order's (throttled, unreachable, the
+authorization), the rest of the batch waits for the next run instead of failing
+the same way one by one.
 """
 
 from __future__ import annotations
@@ -52,7 +59,15 @@ from ..client.feeds_xml import (
     parse_processing_report,
 )
 from ..client.records import STATUS_LABELS, parse_order
-from ..errors import AmazonOrdersError, InvalidInputError, NotFoundError
+from ..errors import (
+    AmazonOrdersError,
+    ConfigurationError,
+    InvalidInputError,
+    LWAError,
+    NotFoundError,
+    QuotaExceededError,
+    TransportError,
+)
 from ..extension import get_extension
 from ..models import (
     Adjustment,
@@ -67,6 +82,7 @@ from ..models import (
 from ..services import adjusting, cancelling, shipping
 from ..services.stores import get_store
 from . import leases
+from .problems import describe, needs_action
 
 log = logging.getLogger("flask_amazon_orders.feeds")
 _T = TypeVar("_T")
@@ -88,6 +104,19 @@ STALE_AFTER = dt.timedelta(minutes=2)
 _CHECK_DATA = ("FULFILLMENT", "CANCELLATION")
 #: The longest wait between two polls of one feed (before time scaling).
 MAX_POLL_SECONDS = 900.0
+#: Errors about Amazon or the connection, not about one order: when asking Amazon
+#: about one order fails so, the rest of the batch waits for the next run instead
+#: of failing the same way one by one.
+_NOT_ABOUT_THE_ORDER = (LWAError, ConfigurationError, QuotaExceededError, TransportError)
+#: The feed job's steps in words, for its error messages.
+_STEPS = {
+    "recover": "Resuming what an earlier run left unfinished",
+    "send": "Sending a feed to Amazon",
+    "poll": "Asking Amazon about a feed",
+    "verify": "Checking the orders on Amazon before cancelling them",
+    "shipments": "Confirming shipments to Amazon",
+    "verify adjustments": "Checking the orders on Amazon before adjusting their items",
+}
 
 
 @dataclasses.dataclass
@@ -100,7 +129,10 @@ class FeedRun:
     requeued: int = 0
     submitted: list[str] = dataclasses.field(default_factory=list)
     polled: int = 0
+    #: What went wrong, one sentence each; all of it is tried again next run.
     errors: list[str] = dataclasses.field(default_factory=list)
+    #: An error only a person can cure (the store's authorization is gone …), in words.
+    needs_action: str | None = None
 
 
 class LeaseLost(AmazonOrdersError):
@@ -119,6 +151,7 @@ class _Run:
         self.result = result
         self.owner = owner
         self.pending_signals: list[tuple[Any, dict[str, Any]]] = []
+        self.lease_lost = False
 
     def commit(self) -> None:
         self.session.commit()
@@ -126,6 +159,25 @@ class _Run:
         pending, self.pending_signals = self.pending_signals, []
         for signal, kwargs in pending:
             signals.send(signal, app, store=self.store, **kwargs)
+
+    def problem(
+        self, what: str, error: BaseException | None = None, *, unexpected: bool = False
+    ) -> None:
+        """Record what went wrong (shown on the dashboard; tried again next run) and
+        log it in one line (with the traceback only for an ``unexpected`` error)."""
+        message = what
+        if error is not None:
+            message += ": " + (describe(error) if unexpected else str(error))
+        log.log(
+            logging.ERROR if unexpected else logging.WARNING,
+            "%s: %s",
+            self.store.name,
+            message,
+            exc_info=error if unexpected else None,
+        )
+        self.result.errors.append(message)
+        if error is not None and needs_action(error) and self.result.needs_action is None:
+            self.result.needs_action = describe(error)
 
     def keep_lease(self) -> None:
         """Renew the lease (and commit); :class:`LeaseLost` if another worker has it."""
@@ -164,6 +216,12 @@ class _Run:
         restored = cancelling.reject(cancellation, message, amazon_status=amazon_status)
         self.result.rejected += 1
         order = cancelling.order_of(cancellation.order_id)
+        log.warning(
+            "%s: the cancellation of order %s was rejected: %s",
+            self.store.name,
+            order.amazon_order_id,
+            message,
+        )
         self.pending_signals.append(
             (
                 signals.cancellation_rejected,
@@ -194,6 +252,7 @@ class _Run:
         elif status is None and not isinstance(error, NotFoundError):
             # Amazon cannot be asked now: leave it queued; the next run asks again.
             self.release(cancellation, f"{why}; could not check the order on Amazon: {error}")
+            self.problem(f"Checking order {order.amazon_order_id} on Amazon failed", error)
         else:
             self.reject(cancellation, f"The order was not cancelled ({why}).", status)
 
@@ -230,6 +289,12 @@ class _Run:
         adjusting.reject(adjustment, message)
         self.result.rejected += 1
         order = cancelling.order_of(adjustment.order_id)
+        log.warning(
+            "%s: the item adjustment of order %s was rejected: %s",
+            self.store.name,
+            order.amazon_order_id,
+            message,
+        )
         self.pending_signals.append(
             (
                 signals.adjustment_rejected,
@@ -245,6 +310,24 @@ class _Run:
         except AmazonOrdersError as exc:
             return None, exc
         return record.status, record
+
+    def unreachable(
+        self, status: str | None, record: Any, amazon_order_id: str, doing: str, rows: list[Row]
+    ) -> bool:
+        """Whether asking Amazon about an order failed for a reason that is not the
+        order's (throttled, unreachable, the authorization …). If so, it is recorded
+        once and ``rows`` (this order's and the rest of the batch) go back into the
+        queue with a note: the next run checks them again."""
+        if status is not None or not isinstance(record, _NOT_ABOUT_THE_ORDER):
+            return False
+        self.problem(f"Checking order {amazon_order_id} on Amazon before {doing} failed", record)
+        for row in rows:
+            self.release(
+                row,
+                f"Waiting: Amazon could not be asked about the order ({record}); "
+                "it is checked again at the next run.",
+            )
+        return True
 
     # -- 0. what a run that died left behind ---------------------------------------------
 
@@ -320,7 +403,13 @@ class _Run:
         submission, queued = claim
         cancels: list[tuple[Cancellation, OrderCancel]] = []
         for count, cancellation in enumerate(queued, start=1):
-            cancel = self._check(cancellation, len(cancels) + 1)
+            order = cancelling.order_of(cancellation.order_id)
+            status, record = self.amazon_status(order.amazon_order_id)
+            if self.unreachable(
+                status, record, order.amazon_order_id, "cancelling it", queued[count - 1 :]
+            ):
+                break
+            cancel = self._check(cancellation, order, status, record, len(cancels) + 1)
             if cancel is not None:
                 cancels.append((cancellation, cancel))
             if count % RENEW_EVERY == 0:
@@ -334,11 +423,16 @@ class _Run:
         self._built(submission, document, cancels)
         return submission
 
-    def _check(self, cancellation: Cancellation, message_id: int) -> OrderCancel | None:
-        """The fresh check of one order: its message, or ``None`` if it was settled
-        (or must wait) instead."""
-        order = cancelling.order_of(cancellation.order_id)
-        status, record = self.amazon_status(order.amazon_order_id)
+    def _check(
+        self,
+        cancellation: Cancellation,
+        order: AmazonOrder,
+        status: str | None,
+        record: Any,
+        message_id: int,
+    ) -> OrderCancel | None:
+        """The fresh check of one order (Amazon's ``status`` and ``record`` of it):
+        its message, or ``None`` if it was settled (or must wait) instead."""
         if status is None:
             if isinstance(record, NotFoundError):
                 self.release(cancellation)
@@ -347,7 +441,10 @@ class _Run:
                 self.release(
                     cancellation, f"Could not check the order on Amazon; retrying: {record}"
                 )
-                self.result.errors.append(f"{order.amazon_order_id}: {record}")
+                self.problem(
+                    f"Checking order {order.amazon_order_id} on Amazon before cancelling it failed",
+                    record,
+                )
             return None
         if status == "Canceled":
             self.release(cancellation)
@@ -397,6 +494,10 @@ class _Run:
             if order.id not in records:
                 records[order.id] = self.amazon_status(order.amazon_order_id)
             status, record = records[order.id]
+            if self.unreachable(
+                status, record, order.amazon_order_id, "adjusting its items", queued[count - 1 :]
+            ):
+                break
             message = self._check_adjustment(adjustment, order, status, record, len(messages) + 1)
             if message is not None:
                 messages.append((adjustment, message))
@@ -418,6 +519,12 @@ class _Run:
             self.release(adjustment, f"Could not check the order on Amazon; retrying: {record}")
             if isinstance(record, NotFoundError):
                 self.reject(adjustment, f"Amazon does not know this order: {record}", None)
+            else:
+                self.problem(
+                    f"Checking order {order.amazon_order_id} on Amazon before adjusting its "
+                    "items failed",
+                    record,
+                )
             return None
         item = next((i for i in record.items if i.order_item_id == adjustment.order_item_id), None)
         open_units = 0 if item is None else item.quantity_ordered - item.quantity_shipped
@@ -596,9 +703,12 @@ class _Run:
         for count, shipment in enumerate(queued, start=1):
             if count % RENEW_EVERY == 0:
                 self.keep_lease()
-            self._send_shipment(shipment)
+            if not self._send_shipment(shipment):
+                break  # the others would fail the same way: they wait for the next run
 
-    def _send_shipment(self, shipment: Shipment) -> None:
+    def _send_shipment(self, shipment: Shipment) -> bool:
+        """Confirm one shipment; ``False`` when the others should wait (see
+        :data:`_NOT_ABOUT_THE_ORDER`)."""
         order = cancelling.order_of(shipment.order_id)
         lines = shipping.shipment_lines(shipment)
         detail: dict[str, Any] = {
@@ -641,17 +751,26 @@ class _Run:
                 (signals.shipment_rejected, {"order": order, "shipment": shipment})
             )
             self.commit()
-            return
+            log.warning(
+                "%s: the shipment of order %s was rejected: %s",
+                self.store.name,
+                order.amazon_order_id,
+                shipment.result,
+            )
+            return True
         except AmazonOrdersError as exc:
             shipment.result = f"Waiting to be confirmed to Amazon; the last try failed: {exc}"
-            self.result.errors.append(f"shipment {shipment.id}: {exc}")
             self.commit()
-            return
+            self.problem(
+                f"Confirming the shipment of order {order.amazon_order_id} to Amazon failed", exc
+            )
+            return not isinstance(exc, _NOT_ABOUT_THE_ORDER)
         if shipping.apply_confirmed(order, shipment):
             self.pending_signals.append(
                 (signals.shipment_confirmed, {"order": order, "shipment": shipment})
             )
         self.commit()
+        return True
 
     # -- 3. poll -----------------------------------------------------------------------
 
@@ -678,6 +797,11 @@ class _Run:
                 # A report we cannot read settles nothing: what it says is asked again.
                 submission.error = f"The processing report could not be read: {exc}"
                 report = None
+                self.problem(
+                    f"Reading the processing report of feed {submission.feed_id} failed "
+                    "(its orders are checked on Amazon instead)",
+                    exc,
+                )
         self._settle(submission, status, report)
         submission.next_poll_at = None
         self.commit()
@@ -694,7 +818,19 @@ class _Run:
             and report.status == "Complete"
             and (report.processed is None or report.processed >= submission.messages)
         )
-        for cancellation in self._cancellations(submission):
+        rows = self._cancellations(submission)
+        if status != "DONE":
+            self.problem(
+                f"Amazon ended feed {submission.feed_id} {status} without processing it; "
+                f"its {len(rows)} messages are checked on Amazon again and sent again "
+                "where needed"
+            )
+        elif not complete and report is not None:
+            self.problem(
+                f"Amazon's processing report of feed {submission.feed_id} was incomplete; "
+                "the orders it does not confirm are checked on Amazon again"
+            )
+        for cancellation in rows:
             failures = errors.get(str(cancellation.message_id)) or (
                 whole_feed if complete else None
             )
@@ -756,6 +892,7 @@ def process_feeds(store: Store | int) -> FeedRun:
         result.skipped = True
         return result
     client = None
+    run: _Run | None = None
     try:
         loaded = get_store(store_id)
         client = ext.client_for(loaded)
@@ -788,8 +925,28 @@ def process_feeds(store: Store | int) -> FeedRun:
         session.rollback()
         if client is not None:
             client.close()
+        if run is not None and not run.lease_lost:
+            _show_problems(session, store_id, result)
         leases.release(session, store_id, owner, "feeds")
     return result
+
+
+def _show_problems(session: Any, store_id: int, result: FeedRun) -> None:
+    """Put the run's problems on the store (its dashboard shows them), or clear the
+    last run's when this one went through."""
+    store = session.get(Store, store_id)
+    if store is None:
+        return
+    error = None
+    if result.errors:
+        error = result.needs_action or result.errors[0]
+        if len(result.errors) > 1:
+            error += f" (and {len(result.errors) - 1} more; the application log has them all)"
+    action = result.needs_action is not None
+    if (store.last_feed_error, store.last_feed_error_needs_action) != (error, action):
+        store.last_feed_error = None if error is None else error[:4000]
+        store.last_feed_error_needs_action = action
+        session.commit()
 
 
 def _guarded(run: _Run, label: str, step: Callable[[], _T]) -> _T | bool | None:
@@ -803,15 +960,16 @@ def _guarded(run: _Run, label: str, step: Callable[[], _T]) -> _T | bool | None:
         run.session.rollback()
         log.warning("%s: %s", run.store.name, exc)
         run.result.errors.append(str(exc))
+        run.lease_lost = True
         return False
     except Exception as exc:
         run.session.rollback()
-        if isinstance(exc, AmazonOrdersError):
-            log.warning("%s: feed %s failed: %s", run.store.name, label, exc)
-        else:
-            log.exception("%s: feed %s failed", run.store.name, label)
-        run.result.errors.append(f"{label}: {exc}")
-        _note_error(run, f"{label}: {exc}")
+        run.problem(
+            f"{_STEPS.get(label, label)} failed",
+            exc,
+            unexpected=not isinstance(exc, AmazonOrdersError),
+        )
+        _note_error(run, run.result.errors[-1])
         return None
 
 
@@ -833,10 +991,12 @@ def _submissions(session: Any, store_id: int, states: tuple[str, ...]) -> list[F
 
 
 def stores_with_feed_work() -> list[int]:
-    """The ids of the stores with cancellations, adjustments or shipments on their way."""
+    """The ids of the stores with cancellations, adjustments or shipments on their way,
+    or whose last feed run failed (a run clears what it shows on the dashboard)."""
     session = get_extension().session
     return sorted(
-        set(
+        set(session.scalars(sa.select(Store.id).where(Store.last_feed_error.is_not(None))))
+        | set(
             session.scalars(
                 sa.select(Cancellation.store_id)
                 .where(Cancellation.state.in_(cancelling.PENDING))

@@ -43,8 +43,6 @@ from ..errors import (
     ConfigurationError,
     InvalidInputError,
     MalformedResponseError,
-    MissingCredentialsError,
-    RefreshTokenRevokedError,
 )
 from ..extension import AmazonOrders, get_extension
 from ..models import (
@@ -59,6 +57,7 @@ from ..models import (
 )
 from ..services.stores import get_store
 from . import leases
+from .problems import describe, needs_action
 
 log = logging.getLogger("flask_amazon_orders.sync")
 
@@ -423,25 +422,6 @@ def _parse_time(value: Any) -> dt.datetime | None:
     return parsed.astimezone(dt.timezone.utc)
 
 
-def _needs_action(exc: BaseException) -> bool:
-    return isinstance(exc, RefreshTokenRevokedError | MissingCredentialsError)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, RefreshTokenRevokedError):
-        return (
-            "Amazon no longer accepts this store's authorization (the refresh token was "
-            "revoked or has expired). Authorize the app again in Seller Central and update "
-            f"the store's refresh token. Amazon said: {exc}"
-        )
-    if isinstance(exc, MissingCredentialsError):
-        return f"Amazon credentials are missing: {exc}"
-    if isinstance(exc, AmazonOrdersError):
-        return str(exc)
-    # Not ours: its text may carry SQL parameters (buyer data); keep it in the log only.
-    return f"Unexpected {type(exc).__name__}; the application log has the details."
-
-
 def sync_store(
     store: Store | int,
     *,
@@ -548,12 +528,17 @@ def sync_store(
         while True:
             try:
                 fetched = fetch(token)
-            except InvalidInputError:
+            except InvalidInputError as exc:
                 if token is None or restarted:
                     raise
                 # Amazon no longer takes the saved page token (expired): read the
                 # window again from its start; the upsert makes that harmless.
-                log.warning("%s: pagination token refused; restarting the window", store_name)
+                log.warning(
+                    "%s: the saved page token was refused (%s); reading the window again "
+                    "from its start",
+                    store_name,
+                    exc,
+                )
                 restarted = True
                 token = None
                 bound = None
@@ -651,7 +636,7 @@ def _record_failure(
 ) -> None:
     run = session.get(SyncRun, run_id)
     store = session.get(Store, store_id)
-    message = _describe(exc)
+    message = describe(exc)
     if run is not None:
         run.status = "failed"
         run.finished_at = utcnow()
@@ -660,7 +645,7 @@ def _record_failure(
         _count_calls(run, client)
     if store is not None:
         store.last_sync_error = message[:4000]
-        store.last_sync_error_needs_action = _needs_action(exc)
+        store.last_sync_error_needs_action = needs_action(exc)
     session.commit()
 
 

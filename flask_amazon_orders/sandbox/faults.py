@@ -19,7 +19,9 @@ Kinds:
     Sleep ``delay`` seconds, then answer normally (for client read timeouts).
 ``drop``
     Send the status line, the headers with the full ``Content-Length`` and part
-    of the body, then close the connection.
+    of the body, then close the connection. An answer without a body (such as
+    ``confirmShipment``'s 204) is lost whole: the connection closes before the
+    status line, after the call was carried out.
 ``truncated_json``
     HTTP 200 with a correct ``Content-Length`` but the body cut in half.
 ``expired_pagination_token``

@@ -156,13 +156,20 @@ def _drop_after_half(response: Response) -> Response:
     body = response.get_data()
     socket_ = request.environ.get("werkzeug.socket")
 
-    def stream() -> Iterator[bytes]:
-        # With an empty body nothing is sent at all: the headers cannot go out.
-        if len(body) >= 2:
-            yield body[: len(body) // 2]
+    def cut() -> None:
         if socket_ is not None:
             with contextlib.suppress(OSError):
                 socket_.shutdown(socket.SHUT_RDWR)
+
+    if len(body) < 2:
+        # Nothing to cut in half (a 204 has no body, and werkzeug would send it
+        # without running a stream): the connection closes before the status line.
+        cut()
+        return response
+
+    def stream() -> Iterator[bytes]:
+        yield body[: len(body) // 2]
+        cut()
 
     dropped = Response(stream(), status=response.status_code, direct_passthrough=True)
     dropped.headers.clear()

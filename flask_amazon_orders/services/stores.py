@@ -114,7 +114,7 @@ def record(store: Store | int, kind: str, actor: str, message: str | None = None
 def _refresh_token(value: str) -> str:
     token = value.strip()
     if not token:
-        raise ConfigurationError(_("A refresh token is needed to connect a store."))
+        raise ConfigurationError(_("Enter the refresh token."))
     if len(token) > 2048 or any(c.isspace() for c in token):
         # Never echo it: a mistyped token may still be a secret.
         raise ConfigurationError(
@@ -134,9 +134,13 @@ def set_refresh_token(store: Store | int, refresh_token: str, *, actor: str = "a
     loaded.refresh_token_encrypted = ext.encryptor.encrypt(
         token, context=refresh_token_context(loaded.seller_id, loaded.marketplace_id)
     )
+    # The errors that asked for it are answered; a run that still fails says so again.
     if loaded.last_sync_error_needs_action:
         loaded.last_sync_error = None
         loaded.last_sync_error_needs_action = False
+    if loaded.last_feed_error_needs_action:
+        loaded.last_feed_error = None
+        loaded.last_feed_error_needs_action = False
     loaded.sync_requested_at = utcnow()
     record(loaded, "refresh_token_updated", actor)
     ext.session.commit()
