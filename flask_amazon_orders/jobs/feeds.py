@@ -67,6 +67,7 @@ from ..models import (
 from ..services import adjusting, cancelling, shipping
 from ..services.stores import get_store
 from . import leases
+from .leases import LeaseLost
 
 log = logging.getLogger("flask_amazon_orders.feeds")
 _T = TypeVar("_T")
@@ -101,10 +102,6 @@ class FeedRun:
     submitted: list[str] = dataclasses.field(default_factory=list)
     polled: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
-
-
-class LeaseLost(AmazonOrdersError):
-    """Another worker took the store's feed lease (this run took too long): stop."""
 
 
 class _Run:

@@ -444,7 +444,9 @@ def sync_store(
     is recorded the same way and then raised.
 
     One store is synced by one sync at a time: a run that finds another one
-    holding the store's lease ends at once with status ``skipped``.
+    holding the store's lease ends at once with status ``skipped``. A run so
+    slow that its lease ran out and another run took the store over stops at
+    its next page, ``failed``, without storing it.
 
     :param store: the store or its id.
     :param trigger: who started the run (``cli``, ``worker``, ``admin``, ``api``).
@@ -557,13 +559,20 @@ def sync_store(
             page = PageProgress(
                 store=store, run=run, page=page_no, orders=len(records), last_page=not next_token
             )
+            # Still ours? (A run that outlived its lease, taken over by another
+            # worker, must not write on.) The renewal locks the store's row until
+            # the page's commit, so the lease cannot be taken in between.
+            if not leases.renew(session, store_id, owner, "sync", SYNC_LEASE):
+                raise leases.LeaseLost(
+                    "Another worker took over this store's sync (this run outlived its "
+                    "lease); this run stopped without storing more."
+                )
             _store_page(ext, store_id, records, page)
             run.pages += 1
             run.orders_seen += len(records)
             run.orders_created += len(page.created)
             run.orders_updated += len(page.updated) + len(page.status_changes)
             run.window_before = bound
-            store.sync_lease_until = utcnow() + SYNC_LEASE
             if next_token:
                 store.sync_page_token = next_token
                 store.sync_page_token_at = utcnow()
@@ -645,7 +654,8 @@ def _record_failure(
         run.error = message[:4000]
         run.error_code = getattr(exc, "code", None) or type(exc).__name__
         _count_calls(run, client)
-    if store is not None:
+    if store is not None and not isinstance(exc, leases.LeaseLost):
+        # (A lost lease is this run's problem, not the store's: another run syncs it.)
         store.last_sync_error = message[:4000]
         store.last_sync_error_needs_action = _needs_action(exc)
     session.commit()
