@@ -78,34 +78,56 @@ def _pg_only(database_url: str) -> None:
 
 
 @pytest.fixture
-def race_app(app_factory: Any, database_url: str) -> Callable[..., Flask]:
+def race_app(app_factory: Any, database_url: str) -> Iterator[Callable[..., Flask]]:
     """Apps whose PostgreSQL connections time out on a lock or statement."""
 
     def make(**config: Any) -> Flask:
         return app_factory(SQLALCHEMY_ENGINE_OPTIONS=_engine_options(database_url), **config)
 
-    return make
+    yield make
+    _let_go()
+
+
+#: The test's gates and actor threads, let go before its tables are dropped (a test
+#: that failed half-way must not leave an actor holding a lock on them).
+_GATES: list[Gate] = []
+_STARTED: list[threading.Thread] = []
+
+
+def _let_go() -> None:
+    for gate in _GATES:
+        gate.open()
+    for thread in _STARTED:
+        thread.join(JOIN_TIMEOUT)
+    _GATES.clear()
+    _STARTED.clear()
 
 
 class Actors:
     """Runs actors in threads, each in its own app context (own session, own connection)."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, *, request: bool = False) -> None:
         self.app = app
+        #: Run in a request context (a host whose translations read the request).
+        self.request = request
         self.threads: dict[str, threading.Thread] = {}
         self.results: dict[str, Any] = {}
         self.errors: dict[str, BaseException] = {}
 
-    def start(self, name: str, target: Callable[..., Any], *args: Any) -> threading.Thread:
+    def start(
+        self, name: str, target: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> threading.Thread:
         def run() -> None:
             try:
-                with self.app.app_context():
-                    self.results[name] = target(*args)
+                context = self.app.test_request_context() if self.request else None
+                with context or self.app.app_context():
+                    self.results[name] = target(*args, **kwargs)
             except BaseException as exc:  # reported by join()
                 self.errors[name] = exc
 
         thread = threading.Thread(target=run, name=name, daemon=True)
         self.threads[name] = thread
+        _STARTED.append(thread)
         thread.start()
         return thread
 
@@ -130,6 +152,7 @@ class Gate:
         self.name = name
         self.reached = threading.Event()
         self.opened = threading.Event()
+        _GATES.append(self)
 
     def pass_through(self) -> None:
         self.reached.set()
@@ -491,3 +514,489 @@ def test_a_slow_sync_whose_lease_was_taken_over_stops_and_leaves_the_store_free(
         _check_synced(sandbox, seller, store_id)
         # The store is free for the next sync at once.
         assert sync_store(store_id).status == "succeeded"
+
+
+# == 2. admins cancelling the same order ================================================
+
+
+@pytest.fixture
+def race_shop(database_url: str, sandbox: Any) -> Iterator[Flask]:
+    """The example shop (a host with its own orders), its connections with timeouts."""
+    from example_app import create_app, init_db
+    from example_app.models import db as shop_db
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
+            "AMAZON_ORDERS_ENDPOINT": sandbox.url,
+            "AMAZON_ORDERS_LWA_URL": sandbox.url + "/auth/o2/token",
+            "AMAZON_ORDERS_LWA_CLIENT_ID": "sandbox-client-id",
+            "AMAZON_ORDERS_LWA_CLIENT_SECRET": "sandbox-client-secret",
+            "AMAZON_ORDERS_RETRY_BACKOFF_SECONDS": 0.01,
+            "AMAZON_ORDERS_RATE_LIMIT_SCALE": 1000.0,
+        }
+    )
+    with app.app_context():
+        shop_db.drop_all()
+        init_db()
+    yield app
+    _let_go()
+    with app.app_context():
+        shop_db.session.remove()
+        shop_db.drop_all()
+        shop_db.engine.dispose()
+
+
+def _amazon_order(
+    sandbox: Any, seller: dict[str, Any], *, status: str = "UNSHIPPED", **spec: Any
+) -> str:
+    moment = (_now() - dt.timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    spec.setdefault(
+        "items",
+        [
+            {"sku": "TEA-GREEN-100", "quantity": 1, "unit_price": "8.90"},
+            {"sku": "MUG-STONE-350", "quantity": 2, "unit_price": "14.00"},
+        ],
+    )
+    return str(
+        sandbox.control.create_order(
+            seller["seller_id"],
+            status=status,
+            created_time=moment,
+            last_updated_time=moment,
+            **spec,
+        )["orderId"]
+    )
+
+
+def _shop_store(shop: Flask, seller: dict[str, Any], *, enabled: bool = True) -> int:
+    """The seller connected to the shop (import on: shop orders for its orders), synced."""
+    with shop.app_context():
+        store = connect_store(seller, order_import_enabled=enabled)
+        store.connected_at = _now() - dt.timedelta(days=2)
+        get_extension().session.commit()
+        assert sync_store(store.id).status == "succeeded"
+        return int(store.id)
+
+
+def _order_row(amazon_order_id: str) -> AmazonOrder:
+    session = get_extension().session
+    session.expire_all()
+    order = session.scalar(
+        sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == amazon_order_id)
+    )
+    assert order is not None
+    return order
+
+
+def _events(order_id: int, kind: str) -> int:
+    from flask_amazon_orders.models import OrderEvent
+
+    return _count(OrderEvent, OrderEvent.order_id == order_id, OrderEvent.kind == kind)
+
+
+def _host_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every ``set_status`` call the shop's host adapter gets: (reference, status)."""
+    from example_app.host import ShopAdapter
+
+    calls: list[tuple[str, str]] = []
+    real = ShopAdapter.set_status
+
+    def counting(self: Any, reference: str, status: str, **kwargs: Any) -> None:
+        calls.append((reference, status))
+        real(self, reference, status, **kwargs)
+
+    monkeypatch.setattr(ShopAdapter, "set_status", counting)
+    return calls
+
+
+def _shop_status(amazon_order_id: str) -> str | None:
+    from example_app.models import ShopOrder
+
+    return get_extension().session.scalar(
+        sa.select(ShopOrder.status).where(ShopOrder.amazon_order_id == amazon_order_id)
+    )
+
+
+def _check_cancelled_once(amazon_order_id: str, calls: list[tuple[str, str]]) -> None:
+    """One cancellation, one timeline entry, one shop completion for the order."""
+    from flask_amazon_orders.models import Cancellation
+
+    order = _order_row(amazon_order_id)
+    assert (order.status, order.cancellation_state) == ("Canceled", "queued")
+    assert _count(Cancellation, Cancellation.order_id == order.id) == 1
+    assert _events(order.id, "cancel_requested") == 1
+    assert _events(order.id, "host_order_status_changed") == 1
+    assert calls == [(order.host_order_ref, "Complete")]
+    assert _shop_status(amazon_order_id) == "Complete"
+
+
+CHANGED = "no longer Unshipped"
+
+
+def _meet_after_check(monkeypatch: pytest.MonkeyPatch, parties: int) -> None:
+    """Every admin passes the "is it cancellable?" check, then they all go on at once."""
+    from flask_amazon_orders.services import cancelling
+
+    barrier = threading.Barrier(parties)
+    real = cancelling.why_not_cancellable
+    local = threading.local()
+
+    def checked(*args: Any, **kwargs: Any) -> str | None:
+        why = real(*args, **kwargs)
+        if not getattr(local, "met", False):
+            local.met = True
+            barrier.wait(WAIT_TIMEOUT)
+        return why
+
+    monkeypatch.setattr(cancelling, "why_not_cancellable", checked)
+
+
+@pytest.mark.parametrize("admins", [2, 5])
+def test_admins_cancelling_one_order_at_once_make_one_cancellation(
+    race_shop, sandbox, seller, monkeypatch, admins
+):
+    from flask_amazon_orders.services.cancelling import cancel_orders
+
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    calls = _host_calls(monkeypatch)
+    _meet_after_check(monkeypatch, admins)
+    reasons = ["NoInventory", "PricingError", "BuyerCanceled", "GeneralAdjustment"]
+    actors = Actors(race_shop, request=True)
+    with recorded(race_shop, "cancellation_queued", "host_order_status_changed") as seen:
+        for n in range(admins):
+            actors.start(
+                f"admin-{n}",
+                lambda n=n: cancel_orders(
+                    store_id, [order_id], reason=reasons[n % 4], actor=f"admin:{n}"
+                ),
+            )
+        results = actors.join()
+    cancelled = [name for name, r in results.items() if r.cancelled == [order_id]]
+    assert len(cancelled) == 1
+    for name, result in results.items():
+        if name not in cancelled:
+            assert result.cancelled == []
+            assert CHANGED in result.refused[order_id]
+    with race_shop.app_context():
+        _check_cancelled_once(order_id, calls)
+    assert len(seen["cancellation_queued"]) == 1
+    assert len(seen["host_order_status_changed"]) == 1
+
+
+def test_an_admin_blocked_on_the_row_lock_is_refused_once_the_first_commits(
+    race_shop, database_url, sandbox, seller, monkeypatch
+):
+    """The second admin's claim waits for the first one's row lock, then finds the
+    order cancelled (not: both read Unshipped and both cancel)."""
+    from flask_amazon_orders.services import cancelling
+
+    _pg_only(database_url)
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    calls = _host_calls(monkeypatch)
+    claimed = Gate("first admin claimed, not committed")
+    # Called after the claim, before the shop order moves and the commit.
+    pause_after(monkeypatch, cancelling, "_host_statuses_before", claimed, thread="first")
+
+    def cancel(reason: str) -> Any:
+        return cancelling.cancel_orders(store_id, [order_id], reason=reason)
+
+    actors = Actors(race_shop, request=True)
+    actors.start("first", cancel, "NoInventory")
+    claimed.wait_reached()
+    second = actors.start("second", cancel, "PricingError")
+    assert wait_blocked_or_done(database_url, second) == "blocked"
+    claimed.open()
+    results = actors.join()
+    assert results["first"].cancelled == [order_id]
+    assert results["second"].cancelled == [] and CHANGED in results["second"].refused[order_id]
+    with race_shop.app_context():
+        _check_cancelled_once(order_id, calls)
+
+
+def _browser(shop: Flask) -> Any:
+    client = shop.test_client()
+    with client.session_transaction() as browser:
+        browser["user"] = "mia"
+    return client
+
+
+def _csrf(client: Any, url: str) -> str:
+    import re
+
+    page = client.get(url).data.decode()
+    page = page[page.index('class="ao"') :]
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+def test_admins_confirming_cancel_order_pages_at_once(race_shop, sandbox, seller, monkeypatch):
+    """Through the real pages: one is told "cancelled", the others why not (no 500)."""
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    calls = _host_calls(monkeypatch)
+    url = f"/admin/amazon/stores/{store_id}/orders/{order_id}/cancel"
+    admins = 3
+    browsers = [_browser(race_shop) for _ in range(admins)]
+    tokens = [_csrf(browser, url) for browser in browsers]
+    _meet_after_check(monkeypatch, admins)
+
+    def confirm(n: int) -> tuple[int, str]:
+        response = browsers[n].post(url, data={"reason": "NoInventory", "csrf_token": tokens[n]})
+        return response.status_code, response.data.decode()
+
+    actors = Actors(race_shop, request=True)
+    for n in range(admins):
+        actors.start(f"admin-{n}", confirm, n)
+    answers = sorted(actors.join().values())
+    assert [status for status, _page in answers] == [302] + [400] * (admins - 1)
+    for _status, page in answers[1:]:
+        assert "The order changed meanwhile and is no longer Unshipped" in page
+    with race_shop.app_context():
+        _check_cancelled_once(order_id, calls)
+
+
+def test_overlapping_bulk_cancellations_cancel_each_order_once(
+    race_shop, sandbox, seller, monkeypatch
+):
+    from flask_amazon_orders.models import Cancellation
+    from flask_amazon_orders.services.cancelling import cancel_orders
+
+    order_ids = [_amazon_order(sandbox, seller) for _ in range(6)]
+    store_id = _shop_store(race_shop, seller)
+    calls = _host_calls(monkeypatch)
+    _meet_after_check(monkeypatch, 3)
+    actors = Actors(race_shop, request=True)
+    # Three admins select overlapping orders, in different orders.
+    selections = [order_ids[:4], list(reversed(order_ids[2:])), order_ids[::2]]
+    for n, selection in enumerate(selections):
+        actors.start(
+            f"admin-{n}",
+            lambda s=selection: cancel_orders(store_id, s, reason="NoInventory"),
+        )
+    results = actors.join()
+    cancelled = [order for result in results.values() for order in result.cancelled]
+    assert sorted(cancelled) == sorted(order_ids)  # each once, by one of them
+    with race_shop.app_context():
+        assert _count(Cancellation) == len(order_ids)
+        for order_id in order_ids:
+            assert _shop_status(order_id) == "Complete"
+    assert len(calls) == len(set(calls)) == len(order_ids)
+
+
+def test_many_admins_many_rounds_one_cancellation_per_order(race_shop, sandbox, seller):
+    from flask_amazon_orders.models import Cancellation
+    from flask_amazon_orders.services.cancelling import cancel_orders
+
+    order_ids = [_amazon_order(sandbox, seller) for _ in range(ROUNDS)]
+    store_id = _shop_store(race_shop, seller)
+    admins = 8
+    won = []
+    for order_id in order_ids:
+        start = threading.Barrier(admins)
+
+        def admin(order_id: str = order_id, start: threading.Barrier = start) -> Any:
+            start.wait(WAIT_TIMEOUT)
+            return cancel_orders(store_id, [order_id], reason="NoInventory")
+
+        actors = Actors(race_shop, request=True)
+        for n in range(admins):
+            actors.start(f"admin-{n}", admin)
+        results = list(actors.join().values())
+        won.append(sum(len(result.cancelled) for result in results))
+        assert all(result.cancelled or order_id in result.refused for result in results)
+    assert won == [1] * len(order_ids)
+    with race_shop.app_context():
+        assert _count(Cancellation) == len(order_ids)
+        for order_id in order_ids:
+            assert _shop_status(order_id) == "Complete"
+
+
+# == 5. shipments and item cancellations against a cancel (and each other) =============
+
+SHIPPING = "the shipment is being confirmed"
+
+
+def _ship(amazon_order_id: str, store_id: int, **kwargs: Any) -> Any:
+    from flask_amazon_orders.services.shipping import confirm_shipment
+
+    kwargs.setdefault("carrier_code", "DHL")
+    kwargs.setdefault("tracking_number", "JJD0099")
+    return confirm_shipment(amazon_order_id, store=store_id, **kwargs)
+
+
+def _cancel(store_id: int, amazon_order_id: str) -> Any:
+    from flask_amazon_orders.services.cancelling import cancel_orders
+
+    return cancel_orders(store_id, [amazon_order_id], reason="NoInventory", actor="admin:mia")
+
+
+def _check_one_of(amazon_order_id: str, calls: list[tuple[str, str]]) -> str:
+    """Either the order is cancelled (and nothing shipped), or shipped (and not
+    cancelled): never both. Returns which."""
+    from flask_amazon_orders.models import Cancellation, Shipment
+
+    order = _order_row(amazon_order_id)
+    cancellations = _count(Cancellation, Cancellation.order_id == order.id)
+    shipments = _count(Shipment, Shipment.order_id == order.id)
+    assert (cancellations, shipments) in ((1, 0), (0, 1)), "cancelled and shipped both"
+    if cancellations:
+        _check_cancelled_once(amazon_order_id, calls)
+        return "cancelled"
+    assert (order.status, order.cancellation_state) == ("Unshipped", None)
+    assert calls == [] and _shop_status(amazon_order_id) == "Processing"
+    return "shipped"
+
+
+def test_a_shipment_stored_while_an_admin_confirms_the_cancel_wins(
+    race_shop, sandbox, seller, monkeypatch
+):
+    """The admin's page checked "no shipment"; the shop ships before the claim."""
+    from flask_amazon_orders.services import cancelling
+
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    calls = _host_calls(monkeypatch)
+    checked = Gate("admin checked the order")
+    pause_after(monkeypatch, cancelling, "why_not_cancellable", checked, thread="admin")
+    actors = Actors(race_shop, request=True)
+    actors.start("admin", _cancel, store_id, order_id)
+    checked.wait_reached()
+    with race_shop.test_request_context():
+        _ship(order_id, store_id)
+    checked.open()
+    result = actors.join()["admin"]
+    assert result.cancelled == [] and SHIPPING in result.refused[order_id]
+    with race_shop.app_context():
+        assert _check_one_of(order_id, calls) == "shipped"
+
+
+def test_an_admin_cancelling_while_the_shop_stores_a_shipment(
+    race_shop, database_url, sandbox, seller, monkeypatch
+):
+    """The shop checked the order and is storing its shipment; the admin confirms."""
+    from flask_amazon_orders.services import shipping
+
+    _pg_only(database_url)
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    calls = _host_calls(monkeypatch)
+    checked = Gate("shop checked the order")
+    pause_after(monkeypatch, shipping, "units_to_ship", checked, thread="shop")
+    actors = Actors(race_shop, request=True)
+    actors.start("shop", _ship, order_id, store_id)
+    checked.wait_reached()
+    admin = actors.start("admin", _cancel, store_id, order_id)
+    assert wait_blocked_or_done(database_url, admin) == "blocked"
+    checked.open()
+    results = actors.join()
+    assert results["admin"].cancelled == [] and SHIPPING in results["admin"].refused[order_id]
+    with race_shop.app_context():
+        assert _check_one_of(order_id, calls) == "shipped"
+
+
+def test_the_shop_shipping_while_an_admin_cancel_is_being_committed(
+    race_shop, database_url, sandbox, seller, monkeypatch
+):
+    from flask_amazon_orders.services import cancelling
+    from flask_amazon_orders.services.shipping import ShipmentError
+
+    _pg_only(database_url)
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    calls = _host_calls(monkeypatch)
+    claimed = Gate("admin claimed the order")
+    pause_after(monkeypatch, cancelling, "_host_statuses_before", claimed, thread="admin")
+    actors = Actors(race_shop, request=True)
+    actors.start("admin", _cancel, store_id, order_id)
+    claimed.wait_reached()
+    shop = actors.start("shop", _ship, order_id, store_id)
+    assert wait_blocked_or_done(database_url, shop) == "blocked"
+    claimed.open()
+    actors.join(raise_errors=False)
+    assert actors.results["admin"].cancelled == [order_id]
+    assert isinstance(actors.errors.get("shop"), ShipmentError)
+    assert "Canceled" in str(actors.errors["shop"])
+    with race_shop.app_context():
+        assert _check_one_of(order_id, calls) == "cancelled"
+
+
+def test_two_shipments_of_the_last_units_at_once(
+    race_shop, database_url, sandbox, seller, monkeypatch
+):
+    from flask_amazon_orders.models import Shipment
+    from flask_amazon_orders.services import shipping
+
+    _pg_only(database_url)
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    checked = Gate("first parcel checked")
+    pause_after(monkeypatch, shipping, "units_to_ship", checked, thread="first")
+    actors = Actors(race_shop, request=True)
+    actors.start("first", _ship, order_id, store_id, tracking_number="P1")
+    checked.wait_reached()
+    second = actors.start("second", _ship, order_id, store_id, tracking_number="P2")
+    assert wait_blocked_or_done(database_url, second) == "blocked"
+    checked.open()
+    actors.join(raise_errors=False)
+    assert "first" in actors.results
+    assert isinstance(actors.errors.get("second"), shipping.ShipmentError)
+    assert "shipped already" in str(actors.errors["second"])
+    with race_shop.app_context():
+        assert _count(Shipment) == 1
+
+
+def test_an_item_cancellation_and_a_shipment_of_the_same_units_at_once(
+    race_shop, database_url, sandbox, seller, monkeypatch
+):
+    from flask_amazon_orders.models import Adjustment, Shipment
+    from flask_amazon_orders.services import adjusting, shipping
+
+    _pg_only(database_url)
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    with race_shop.app_context():
+        order = _order_row(order_id)
+        mug = next(i.order_item_id for i in order.items if i.seller_sku == "MUG-STONE-350")
+    planned = Gate("item cancellation planned")
+    pause_after(monkeypatch, adjusting, "plan", planned, thread="admin")
+
+    def cancel_mugs() -> Any:
+        return adjusting.adjust_items(_order_row(order_id), {mug: 2}, reason="NoInventory")
+
+    actors = Actors(race_shop, request=True)
+    actors.start("admin", cancel_mugs)
+    planned.wait_reached()
+    shop = actors.start("shop", _ship, order_id, store_id, items={mug: 2})
+    assert wait_blocked_or_done(database_url, shop) == "blocked"
+    planned.open()
+    actors.join(raise_errors=False)
+    assert len(actors.results["admin"]) == 1
+    assert isinstance(actors.errors.get("shop"), shipping.ShipmentError)
+    assert "Only 0 unit(s)" in str(actors.errors["shop"])
+    with race_shop.app_context():
+        assert _count(Adjustment) == 1 and _count(Shipment) == 0
+
+
+def test_an_item_cancellation_of_an_order_cancelled_since_it_was_loaded(race_shop, sandbox, seller):
+    """The Cancel Items page loaded the order; another admin cancels the whole order
+    before this one confirms: the item cancellation is refused, not queued too."""
+    from flask_amazon_orders.models import Adjustment
+    from flask_amazon_orders.services.adjusting import AdjustmentError, adjust_items
+
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    with race_shop.test_request_context():
+        loaded = _order_row(order_id)
+        item = loaded.items[0].order_item_id
+        # The other admin, in an app context (and session) of their own.
+        with race_shop.app_context(), race_shop.test_request_context():
+            assert _cancel(store_id, order_id).cancelled == [order_id]
+        with pytest.raises(AdjustmentError, match="The order is Canceled"):
+            adjust_items(loaded, {item: 1}, reason="NoInventory")
+        assert _count(Adjustment) == 0
