@@ -1000,3 +1000,159 @@ def test_an_item_cancellation_of_an_order_cancelled_since_it_was_loaded(race_sho
         with pytest.raises(AdjustmentError, match="The order is Canceled"):
             adjust_items(loaded, {item: 1}, reason="NoInventory")
         assert _count(Adjustment) == 0
+
+
+# == 3. a cancel during a sync that changes the same order ==============================
+
+
+def _check_timeline(amazon_order_id: str) -> AmazonOrder:
+    """The order's timeline tells one story: each change starts where the one before
+    ended, and the last one is the order's status."""
+    from flask_amazon_orders.models import OrderEvent
+
+    order = _order_row(amazon_order_id)
+    status = None
+    for event in get_extension().session.scalars(
+        sa.select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+    ):
+        if event.from_status is not None:
+            assert event.from_status == status, (
+                f"{event.kind} says {event.from_status} -> {event.to_status}, "
+                f"but the order was {status} then"
+            )
+        status = event.to_status or status
+    assert order.status == status
+    return order
+
+
+def _sync_actor(store_id: int) -> Any:
+    run = sync_store(store_id, trigger="worker")
+    assert run.status == "succeeded", run.error
+    return run
+
+
+def test_an_admin_cancelling_while_a_sync_stores_the_order_as_shipped(
+    race_shop, database_url, sandbox, seller, monkeypatch
+):
+    """The sync has read the order; Amazon says Shipped; the admin confirms the cancel.
+    The sync goes first (it holds the order), the cancel is refused."""
+    from flask_amazon_orders.services.cancelling import why_not_cancellable
+
+    _pg_only(database_url)
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    calls = _host_calls(monkeypatch)
+    sandbox.control.set_status(order_id, "SHIPPED")
+    read = Gate("sync read the order")
+    pause_after(monkeypatch, sync_module, "_apply_items", read, thread="sync")
+    actors = Actors(race_shop, request=True)
+    with recorded(race_shop, "order_status_changed", "cancellation_queued") as seen:
+        actors.start("sync", _sync_actor, store_id)
+        read.wait_reached()
+        admin = actors.start("admin", _cancel, store_id, order_id)
+        assert wait_blocked_or_done(database_url, admin) == "blocked"
+        read.open()
+        results = actors.join()
+    assert results["admin"].cancelled == [] and CHANGED in results["admin"].refused[order_id]
+    assert seen["cancellation_queued"] == []
+    assert [(s["old_status"], s["new_status"]) for s in seen["order_status_changed"]] == [
+        ("Unshipped", "Shipped")
+    ]
+    with race_shop.test_request_context():
+        order = _check_timeline(order_id)
+        assert (order.status, order.cancellation_state) == ("Shipped", None)
+        assert why_not_cancellable(order) is not None
+        # The shop order is completed by the sync's import, as for any shipped order.
+        assert calls == [(order.host_order_ref, "Complete")]
+
+
+@pytest.mark.parametrize("amazon", ["SHIPPED", "buyer asks to cancel"])
+def test_a_sync_while_an_admin_cancel_is_being_committed(
+    race_shop, database_url, sandbox, seller, monkeypatch, amazon
+):
+    """The admin's claim holds the order; a sync brings Amazon's newer copy. The
+    cancel goes first, and the sync starts from the cancelled order: Amazon's
+    Shipped is stored (the feed job will find the cancellation too late), an
+    older-looking Unshipped copy does not reopen it."""
+    from flask_amazon_orders.services import cancelling
+
+    _pg_only(database_url)
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    calls = _host_calls(monkeypatch)
+    if amazon == "SHIPPED":
+        sandbox.control.set_status(order_id, "SHIPPED")
+    else:
+        sandbox.control.request_buyer_cancel(order_id)
+    claimed = Gate("admin claimed the order")
+    pause_after(monkeypatch, cancelling, "_host_statuses_before", claimed, thread="admin")
+    actors = Actors(race_shop, request=True)
+    with recorded(race_shop, "order_status_changed") as seen:
+        actors.start("admin", _cancel, store_id, order_id)
+        claimed.wait_reached()
+        sync = actors.start("sync", _sync_actor, store_id)
+        assert wait_blocked_or_done(database_url, sync) == "blocked"
+        claimed.open()
+        results = actors.join()
+    assert results["admin"].cancelled == [order_id]
+    with race_shop.test_request_context():
+        order = _check_timeline(order_id)
+        assert order.cancellation_state == "queued"  # the cancel's intent, kept
+        if amazon == "SHIPPED":
+            assert order.status == "Shipped"  # the sync's intent: Amazon's word
+            assert [(s["old_status"], s["new_status"]) for s in seen["order_status_changed"]] == [
+                ("Canceled", "Shipped")
+            ]
+        else:
+            assert order.status == "Canceled" and order.buyer_cancel_requested
+            assert seen["order_status_changed"] == []
+        assert calls == [(order.host_order_ref, "Complete")]
+
+
+def test_the_feed_job_settling_while_a_sync_updates_the_same_orders(
+    race_shop, database_url, sandbox, seller, monkeypatch
+):
+    """The feed job confirms two cancellations (Amazon cancelled both already) while a
+    sync page stores both orders: no deadlock, both confirmed once."""
+    from flask_amazon_orders.jobs import feeds
+    from flask_amazon_orders.models import Cancellation
+
+    _pg_only(database_url)
+    order_ids = [_amazon_order(sandbox, seller) for _ in range(2)]
+    store_id = _shop_store(race_shop, seller)
+    with race_shop.test_request_context():
+        low, high = sorted(order_ids, key=lambda o: _order_row(o).id)
+        # The higher id first: the feed job settles in the cancellations' order.
+        for order_id in (high, low):
+            assert _cancel(store_id, order_id).cancelled == [order_id]
+    for order_id in order_ids:
+        sandbox.control.set_status(order_id, "CANCELLED", cancelled_by="BUYER")
+    asked = Gate("feed job asked Amazon about the second order")
+    real_status = feeds._Run.amazon_status
+    count = {"n": 0}
+
+    def amazon_status(self: Any, amazon_order_id: str) -> Any:
+        answer = real_status(self, amazon_order_id)
+        count["n"] += 1
+        if count["n"] == 2:
+            asked.pass_through()
+        return answer
+
+    monkeypatch.setattr(feeds._Run, "amazon_status", amazon_status)
+    actors = Actors(race_shop, request=True)
+    actors.start("feeds", feeds.process_feeds, store_id)
+    asked.wait_reached()
+    sync = actors.start("sync", _sync_actor, store_id)
+    wait_blocked_or_done(database_url, sync)
+    asked.open()
+    results = actors.join()
+    assert results["feeds"].errors == [] and results["feeds"].confirmed == 2
+    with race_shop.test_request_context():
+        for order_id in order_ids:
+            order = _check_timeline(order_id)
+            assert (order.status, order.cancellation_state) == ("Canceled", "confirmed")
+            assert order.amazon_status == "CANCELLED"
+            assert _events(order.id, "cancel_confirmed") == 1
+        assert {c.state for c in get_extension().session.scalars(sa.select(Cancellation))} == {
+            "confirmed"
+        }

@@ -235,7 +235,13 @@ class _Run:
         )
 
     def amazon_status(self, amazon_order_id: str) -> tuple[str | None, Any]:
-        """The order as Amazon has it now: (Seller Central status, record), or (None, error)."""
+        """The order as Amazon has it now: (Seller Central status, record), or (None, error).
+
+        What was settled so far is committed first (under the lease): no row lock
+        is held while Amazon answers, and a settled order's lock is never held
+        while another order's is taken (a sync page takes them in id order).
+        """
+        self.keep_lease()
         try:
             raw = self.client.get_order(amazon_order_id, included_data=_CHECK_DATA)
             record = parse_order(raw, operation="getOrder")
@@ -569,13 +575,15 @@ class _Run:
         )
 
     def _cancellations(self, submission: FeedSubmission) -> list[Row]:
-        """The unsettled rows a submission carries (cancellations or adjustments)."""
+        """The unsettled rows a submission carries (cancellations or adjustments), by
+        order: settling them takes the orders' row locks in id order, as a sync page
+        does, so the two never wait for each other in a circle."""
         model: Any = Adjustment if submission.feed_type == PAYMENT_ADJUSTMENT else Cancellation
         return list(
             self.session.scalars(
                 sa.select(model)
                 .where(model.submission_id == submission.id, model.state.in_(cancelling.PENDING))
-                .order_by(model.id)
+                .order_by(model.order_id, model.id)
             )
         )
 

@@ -284,7 +284,17 @@ def _update_changed(
 ) -> None:
     """Apply Amazon's newer copy to stored orders, with events for what changed."""
     session = ext.session
-    for order in session.scalars(sa.select(AmazonOrder).where(AmazonOrder.id.in_(order_ids))):
+    # The rows are locked as they are read (PostgreSQL), in id order like every
+    # writer of several orders, and read as committed now: a cancellation, a
+    # shipment or a feed's answer committed meanwhile is seen, not overwritten.
+    orders = session.scalars(
+        sa.select(AmazonOrder)
+        .where(AmazonOrder.id.in_(order_ids))
+        .order_by(AmazonOrder.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    for order in orders:
         record = latest[order.amazon_order_id]
         if record.amazon_updated_at == order.amazon_updated_at and not _differs(ext, order, record):
             continue  # the same copy again (the sync's overlap)
@@ -559,15 +569,16 @@ def sync_store(
             page = PageProgress(
                 store=store, run=run, page=page_no, orders=len(records), last_page=not next_token
             )
+            _store_page(ext, store_id, records, page)
             # Still ours? (A run that outlived its lease, taken over by another
             # worker, must not write on.) The renewal locks the store's row until
-            # the page's commit, so the lease cannot be taken in between.
+            # the page's commit, so the lease cannot be taken in between; it comes
+            # after the orders' locks, as for every writer (see _update_changed).
             if not leases.renew(session, store_id, owner, "sync", SYNC_LEASE):
                 raise leases.LeaseLost(
                     "Another worker took over this store's sync (this run outlived its "
                     "lease); this run stopped without storing more."
                 )
-            _store_page(ext, store_id, records, page)
             run.pages += 1
             run.orders_seen += len(records)
             run.orders_created += len(page.created)
