@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -1156,3 +1157,279 @@ def test_the_feed_job_settling_while_a_sync_updates_the_same_orders(
         assert {c.state for c in get_extension().session.scalars(sa.select(Cancellation))} == {
             "confirmed"
         }
+
+
+# == 4. the import toggle switched while an import runs =================================
+
+
+def _bare_shop(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A shop with nothing to catch a second order for the same Amazon order (no unique
+    key, no find_order): only the extension's claim stands between them."""
+    from example_app import amazon_orders
+    from example_app.host import ShopAdapter
+    from example_app.models import ShopOrder
+    from example_app.models import db as shop_db
+
+    class BareShop(ShopAdapter):
+        def create_order(
+            self, amazon_order: AmazonOrder, *, store: Store, status: str, number: str | None
+        ) -> str:
+            order = ShopOrder(
+                number=f"B-{amazon_order.id}-{threading.get_ident()}-{time.monotonic_ns()}",
+                status=status,
+                customer=amazon_order.amazon_order_id,
+                channel="amazon",
+                currency="EUR",
+                total=amazon_order.order_total,
+            )
+            shop_db.session.add(order)
+            shop_db.session.flush()
+            return str(order.id)
+
+        def find_order(self, amazon_order: AmazonOrder) -> str | None:
+            return None
+
+    adapter = BareShop()
+    monkeypatch.setattr(amazon_orders, "host", adapter)
+    return adapter
+
+
+def _check_imports(store_id: int) -> dict[str, str | None]:
+    """No Amazon order imported twice or half: a host order and the link to it, or
+    neither. Returns each order's shop order status (``None``: not imported)."""
+    from example_app.models import ShopOrder
+
+    session = get_extension().session
+    session.expire_all()
+    shop = {
+        order.id: order
+        for order in session.scalars(sa.select(ShopOrder).where(ShopOrder.channel == "amazon"))
+    }
+    per_order: dict[str, int] = {}
+    for order in shop.values():
+        per_order[order.customer] = per_order.get(order.customer, 0) + 1
+    assert all(n == 1 for n in per_order.values()), f"created twice: {per_order}"
+    imported: dict[str, str | None] = {}
+    for order in session.scalars(sa.select(AmazonOrder).where(AmazonOrder.store_id == store_id)):
+        if order.host_order_ref is None:
+            assert order.host_import_state in (None, "blocked")
+            assert order.amazon_order_id not in per_order
+            imported[order.amazon_order_id] = None
+            continue
+        host = shop[int(order.host_order_ref)]
+        assert order.host_import_state == "created" and order.host_imported_at is not None
+        assert host.customer == order.amazon_order_id and order.host_status == host.status
+        imported[order.amazon_order_id] = host.status
+    assert set(per_order) <= set(imported)
+    return imported
+
+
+def _settings(client: Any, store_id: int, *, on: bool, status: str = "Processing") -> int:
+    url = f"/admin/amazon/stores/{store_id}/settings"
+    form = {"csrf_token": _csrf(client, url), "initial_status": status, "number_source": "host"}
+    if on:
+        form["order_import"] = "on"
+    return int(client.post(url, data=form).status_code)
+
+
+def test_import_switched_off_between_two_orders_of_an_import(
+    race_shop, sandbox, seller, monkeypatch
+):
+    """Admin 1 saves the settings with import on (the import runs in the request);
+    after its first shop order admin 2 saves them with import off: the import
+    stops there. Switched on again, the rest is imported with the new settings."""
+    order_ids = [_amazon_order(sandbox, seller) for _ in range(5)]
+    _bare_shop(monkeypatch)
+    store_id = _shop_store(race_shop, seller, enabled=False)
+    first_done = Gate("the first shop order is committed")
+
+    def after_first(sender: Any, **kwargs: Any) -> None:
+        if threading.current_thread().name == "admin-1":
+            first_done.pass_through()
+
+    admins = [_browser(race_shop) for _ in range(3)]
+    actors = Actors(race_shop)
+    with signals.host_order_created.connected_to(after_first, race_shop):
+        actors.start("admin-1", _settings, admins[0], store_id, on=True)
+        first_done.wait_reached()
+        assert _settings(admins[1], store_id, on=False, status="On hold") == 302
+        first_done.open()
+        assert actors.join()["admin-1"] == 302
+    with race_shop.app_context():
+        imported = _check_imports(store_id)
+        assert Counter(imported.values()) == {"Processing": 1, None: 4}
+        assert not get_extension().session.get(Store, store_id).order_import_enabled
+    assert _settings(admins[2], store_id, on=True, status="On hold") == 302
+    with race_shop.app_context():
+        imported = _check_imports(store_id)
+        assert set(imported) == set(order_ids)
+        assert Counter(imported.values()) == {"Processing": 1, "On hold": 4}
+
+
+def test_import_switched_off_while_a_shop_order_is_being_created(
+    race_shop, database_url, sandbox, seller, monkeypatch
+):
+    """The order claimed while import was on is imported; none after the switch."""
+    _pg_only(database_url)
+    [_amazon_order(sandbox, seller) for _ in range(4)]
+    adapter = _bare_shop(monkeypatch)
+    store_id = _shop_store(race_shop, seller, enabled=False)
+    creating = Gate("the first shop order is being created")
+    pause_after(monkeypatch, adapter, "create_order", creating, thread="admin-1")
+    admins = [_browser(race_shop) for _ in range(2)]
+    actors = Actors(race_shop)
+    actors.start("admin-1", _settings, admins[0], store_id, on=True)
+    creating.wait_reached()
+    # Not held up by the import: the switch commits while the order is created.
+    assert _settings(admins[1], store_id, on=False) == 302
+    creating.open()
+    assert actors.join()["admin-1"] == 302
+    with race_shop.app_context():
+        imported = _check_imports(store_id)
+        assert Counter(imported.values()) == {"Processing": 1, None: 3}
+
+
+def test_import_saved_on_while_the_syncs_import_runs(
+    race_shop, database_url, sandbox, seller, monkeypatch
+):
+    """Two imports of the same orders (the sync's, and the admin's Save): the second
+    waits on the order the first is creating, then skips it; each order once."""
+    _pg_only(database_url)
+    order_ids = [_amazon_order(sandbox, seller) for _ in range(4)]
+    adapter = _bare_shop(monkeypatch)
+    store_id = _shop_store(race_shop, seller, enabled=False)
+    with race_shop.app_context():
+        get_extension().session.get(Store, store_id).order_import_enabled = True
+        get_extension().session.commit()
+    creating = Gate("the sync's import creates its first shop order")
+    pause_after(monkeypatch, adapter, "create_order", creating, thread="sync")
+    from flask_amazon_orders.services.importing import import_host_orders
+
+    actors = Actors(race_shop)
+    actors.start("sync", import_host_orders, store_id)
+    creating.wait_reached()
+    admin = actors.start("admin", _settings, _browser(race_shop), store_id, on=True)
+    assert wait_blocked_or_done(database_url, admin) == "blocked"
+    creating.open()
+    results = actors.join()
+    assert results["admin"] == 302
+    with race_shop.app_context():
+        imported = _check_imports(store_id)
+        assert set(imported) == set(order_ids) and set(imported.values()) == {"Processing"}
+    assert len(results["sync"].created) >= 1  # the first order, at least
+
+
+def test_many_toggles_and_imports_at_once_import_each_order_once(
+    race_shop, sandbox, seller, monkeypatch
+):
+    from flask_amazon_orders.services.importing import import_host_orders, set_order_import
+
+    order_ids = [_amazon_order(sandbox, seller) for _ in range(6)]
+    _bare_shop(monkeypatch)
+    store_id = _shop_store(race_shop, seller, enabled=False)
+    for round_ in range(ROUNDS // 2):
+        start = threading.Barrier(8)
+
+        def toggle(on: bool, start: threading.Barrier = start) -> Any:
+            start.wait(WAIT_TIMEOUT)
+            return set_order_import(store_id, on, actor="admin:stress")
+
+        def run_import(start: threading.Barrier = start) -> Any:
+            start.wait(WAIT_TIMEOUT)
+            return import_host_orders(store_id)
+
+        actors = Actors(race_shop, request=True)
+        for n in range(4):
+            actors.start(f"toggle-{n}", toggle, (n + round_) % 2 == 0)
+            actors.start(f"import-{n}", run_import)
+        actors.join()
+        with race_shop.app_context():
+            _check_imports(store_id)
+    with race_shop.test_request_context():
+        set_order_import(store_id, True)
+        imported = _check_imports(store_id)
+        assert set(imported) == set(order_ids) and None not in imported.values()
+
+
+# == 5b. the feed job: two runs at once; a shipment's answer against a sync ============
+
+
+def test_feed_job_runs_at_once_send_each_cancellation_once(race_app, sandbox, seller, monkeypatch):
+    from flask_amazon_orders.jobs import feeds
+    from flask_amazon_orders.models import Cancellation
+    from flask_amazon_orders.services.cancelling import cancel_orders
+
+    app = race_app()
+    order_ids = [_amazon_order(sandbox, seller) for _ in range(3)]
+    with app.app_context():
+        store_id = int(connect_store(seller).id)
+        assert sync_store(store_id).status == "succeeded"
+        assert len(cancel_orders(store_id, order_ids, reason="NoInventory").cancelled) == 3
+    runs = 4
+    start, tried = threading.Barrier(runs), threading.Barrier(runs)
+    real_status = feeds._Run.amazon_status
+    local = threading.local()
+
+    def amazon_status(self: Any, amazon_order_id: str) -> Any:
+        if not getattr(local, "waited", False):
+            local.waited = True
+            tried.wait(WAIT_TIMEOUT)  # until every other run has tried
+        return real_status(self, amazon_order_id)
+
+    monkeypatch.setattr(feeds._Run, "amazon_status", amazon_status)
+
+    def run() -> Any:
+        start.wait(WAIT_TIMEOUT)
+        result = feeds.process_feeds(store_id)
+        if result.skipped:
+            tried.wait(WAIT_TIMEOUT)
+        return result
+
+    actors = Actors(app)
+    for n in range(runs):
+        actors.start(f"feeds-{n}", run)
+    results = list(actors.join().values())
+    assert sorted(r.skipped for r in results) == [False] + [True] * (runs - 1)
+    ran = next(r for r in results if not r.skipped)
+    assert ran.errors == [] and len(ran.submitted) == 1
+    documents = [feed["document"] for feed in sandbox.control.feeds()]
+    assert len(documents) == 1
+    assert sorted(o for o in order_ids if o in documents[0]) == sorted(order_ids)
+    with app.app_context():
+        states = get_extension().session.scalars(sa.select(Cancellation.state)).all()
+        assert states == ["sent"] * 3
+
+
+def test_amazons_answer_to_a_shipment_after_a_sync_stored_more(
+    race_app, sandbox, seller, monkeypatch
+):
+    """The feed job sends one of two units; before its answer is stored, the other one
+    is shipped in Seller Central and a sync stores the order as Shipped (2 of 2). The
+    answer must not take the order back to Partially Shipped (1 of 2)."""
+    from flask_amazon_orders.client.http import SPAPIClient
+    from flask_amazon_orders.jobs import feeds
+
+    app = race_app()
+    order_id = _amazon_order(
+        sandbox, seller, items=[{"sku": "TEA-GREEN-100", "quantity": 2, "unit_price": "8.90"}]
+    )
+    with app.app_context():
+        store_id = int(connect_store(seller).id)
+        assert sync_store(store_id).status == "succeeded"
+        item = _order_row(order_id).items[0].order_item_id
+        _ship(order_id, store_id, items={item: 1})
+    answered = Gate("Amazon took the shipment")
+    pause_after(monkeypatch, SPAPIClient, "confirm_shipment", answered, thread="feeds")
+    actors = Actors(app)
+    actors.start("feeds", feeds.process_feeds, store_id)
+    answered.wait_reached()
+    sandbox.control.set_status(order_id, "SHIPPED")
+    with app.app_context():
+        assert sync_store(store_id).status == "succeeded"
+        assert _order_row(order_id).status == "Shipped"
+    answered.open()
+    assert actors.join()["feeds"].errors == []
+    with app.app_context():
+        order = _check_timeline(order_id)
+        assert order.status == "Shipped" and order.items[0].quantity_shipped == 2
+        assert _events(order.id, "shipment_confirmed") == 1

@@ -288,6 +288,7 @@ def apply_confirmed(order: AmazonOrder, shipment: Shipment) -> bool:
     session; the caller commits). Returns ``False`` if it was applied already
     (another run got there first)."""
     from .adjusting import taken
+    from .cancelling import lock_order
 
     session: Any = get_extension().session
     claimed = session.execute(
@@ -298,6 +299,9 @@ def apply_confirmed(order: AmazonOrder, shipment: Shipment) -> bool:
     )
     if not claimed.rowcount:
         return False
+    # The order as it is now (locked): it was loaded before Amazon was asked, and
+    # a sync may have stored more shipped units or a newer status meanwhile.
+    order = lock_order(order)
     # What Amazon has shipped is at least every confirmed shipment (a sync may
     # have brought Amazon's count already: never count a shipment twice).
     confirmed = confirmed_quantities(order)
