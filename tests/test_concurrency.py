@@ -17,7 +17,7 @@ On SQLite one writer at a time holds the whole database, so an actor paused
 inside its write transaction would only make the other one wait for the
 database lock: those interleavings run on PostgreSQL only (CI runs the suite
 once on each). ``AMAZON_ORDERS_RACE_ROUNDS`` sets the rounds of the "many at
-once" tests (default 20).
+once" tests (default 20; the mixed ones run a third of them).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ PG_OPTIONS = "-c lock_timeout=15000 -c statement_timeout=30000"
 #: Orders per searchOrders page in the sync tests (several pages per sync).
 PAGE_SIZE = 20
 ROUNDS = int(os.environ.get("AMAZON_ORDERS_RACE_ROUNDS", "20"))
+#: Rounds of the heavier mixed tests (each round starts eight actors of four kinds).
+MIXED_ROUNDS = max(ROUNDS // 3, 2)
 
 
 def _now() -> dt.datetime:
@@ -1159,6 +1161,38 @@ def test_the_feed_job_settling_while_a_sync_updates_the_same_orders(
         }
 
 
+def test_a_sync_while_the_feed_job_restores_a_shipped_order(
+    race_shop, database_url, sandbox, seller, monkeypatch
+):
+    """Amazon shipped the order before our cancellation reached it: the feed job
+    rejects the cancellation (and gives the shop order its status back) while a
+    sync stores the order as Shipped. One story, in one order."""
+    from flask_amazon_orders.jobs.feeds import process_feeds
+    from flask_amazon_orders.services import cancelling
+
+    _pg_only(database_url)
+    order_id = _amazon_order(sandbox, seller)
+    store_id = _shop_store(race_shop, seller)
+    with race_shop.test_request_context():
+        assert _cancel(store_id, order_id).cancelled == [order_id]
+    sandbox.control.set_status(order_id, "SHIPPED")
+    rejecting = Gate("feed job is rejecting the cancellation")
+    pause_after(monkeypatch, cancelling, "_host_statuses_before", rejecting, thread="feeds")
+    actors = Actors(race_shop, request=True)
+    actors.start("feeds", process_feeds, store_id)
+    rejecting.wait_reached()
+    sync = actors.start("sync", _sync_actor, store_id)
+    assert wait_blocked_or_done(database_url, sync) == "blocked"
+    rejecting.open()
+    results = actors.join()
+    assert results["feeds"].rejected == 1 and results["feeds"].errors == []
+    with race_shop.test_request_context():
+        order = _check_timeline(order_id)
+        assert (order.status, order.cancellation_state) == ("Shipped", "rejected")
+        assert _events(order.id, "cancel_rejected") == 1
+        assert _shop_status(order_id) == "Complete"  # shipped, after all
+
+
 # == 4. the import toggle switched while an import runs =================================
 
 
@@ -1205,9 +1239,11 @@ def _check_imports(store_id: int) -> dict[str, str | None]:
         order.id: order
         for order in session.scalars(sa.select(ShopOrder).where(ShopOrder.channel == "amazon"))
     }
+    # The example shop links its orders by Amazon order id; the bare one by customer.
+    of = {key: order.amazon_order_id or order.customer for key, order in shop.items()}
     per_order: dict[str, int] = {}
-    for order in shop.values():
-        per_order[order.customer] = per_order.get(order.customer, 0) + 1
+    for amazon_order_id in of.values():
+        per_order[amazon_order_id] = per_order.get(amazon_order_id, 0) + 1
     assert all(n == 1 for n in per_order.values()), f"created twice: {per_order}"
     imported: dict[str, str | None] = {}
     for order in session.scalars(sa.select(AmazonOrder).where(AmazonOrder.store_id == store_id)):
@@ -1218,7 +1254,7 @@ def _check_imports(store_id: int) -> dict[str, str | None]:
             continue
         host = shop[int(order.host_order_ref)]
         assert order.host_import_state == "created" and order.host_imported_at is not None
-        assert host.customer == order.amazon_order_id and order.host_status == host.status
+        assert of[host.id] == order.amazon_order_id and order.host_status == host.status
         imported[order.amazon_order_id] = host.status
     assert set(per_order) <= set(imported)
     return imported
@@ -1327,7 +1363,7 @@ def test_many_toggles_and_imports_at_once_import_each_order_once(
     order_ids = [_amazon_order(sandbox, seller) for _ in range(6)]
     _bare_shop(monkeypatch)
     store_id = _shop_store(race_shop, seller, enabled=False)
-    for round_ in range(ROUNDS // 2):
+    for round_ in range(MIXED_ROUNDS):
         start = threading.Barrier(8)
 
         def toggle(on: bool, start: threading.Barrier = start) -> Any:
@@ -1433,3 +1469,71 @@ def test_amazons_answer_to_a_shipment_after_a_sync_stored_more(
         order = _check_timeline(order_id)
         assert order.status == "Shipped" and order.items[0].quantity_shipped == 2
         assert _events(order.id, "shipment_confirmed") == 1
+
+
+# == all at once ==========================================================================
+
+
+def test_syncs_admins_shop_and_feed_job_at_once_many_rounds(race_shop, sandbox, seller):
+    """Each round: two syncs, four admins cancelling, the shop shipping and a feed job
+    run start together on the same orders while Amazon ships some of them. Nothing
+    fails, and every order's rows tell one story."""
+    import random
+
+    from flask_amazon_orders.jobs.feeds import process_feeds
+    from flask_amazon_orders.models import Cancellation, Shipment
+    from flask_amazon_orders.services.cancelling import PENDING, cancel_orders
+    from flask_amazon_orders.services.shipping import ShipmentError
+
+    order_ids = [_amazon_order(sandbox, seller) for _ in range(16)]
+    store_id = _shop_store(race_shop, seller)
+    pick = random.Random(7)
+    for _round in range(MIXED_ROUNDS):
+        for order_id in pick.sample(order_ids, 2):
+            sandbox.control.set_status(order_id, "SHIPPED")
+        start = threading.Barrier(8)
+
+        def sync(start: threading.Barrier = start) -> Any:
+            start.wait(WAIT_TIMEOUT)
+            return sync_store(store_id, trigger="worker").status
+
+        def admin(chosen: list[str], start: threading.Barrier = start) -> Any:
+            start.wait(WAIT_TIMEOUT)
+            return cancel_orders(store_id, chosen, reason="NoInventory")
+
+        def shop(order_id: str, start: threading.Barrier = start, round_: int = _round) -> Any:
+            start.wait(WAIT_TIMEOUT)
+            with contextlib.suppress(ShipmentError):  # not shippable (any more)
+                return _ship(order_id, store_id, tracking_number=f"R{round_}")
+            return None
+
+        def feeds(start: threading.Barrier = start) -> Any:
+            start.wait(WAIT_TIMEOUT)
+            return process_feeds(store_id)
+
+        actors = Actors(race_shop, request=True)
+        for n in range(2):
+            actors.start(f"sync-{n}", sync)
+        for n in range(4):
+            actors.start(f"admin-{n}", admin, pick.sample(order_ids, 2))
+        actors.start("shop", shop, pick.choice(order_ids))
+        actors.start("feeds", feeds)
+        results = actors.join()
+        assert {results["sync-0"], results["sync-1"]} <= {"succeeded", "skipped"}
+        assert results["feeds"].errors == []
+    with race_shop.test_request_context():
+        session = get_extension().session
+        for order_id in order_ids:
+            order = _check_timeline(order_id)
+            cancellations = session.scalars(
+                sa.select(Cancellation).where(Cancellation.order_id == order.id)
+            ).all()
+            shipments = _count(Shipment, Shipment.order_id == order.id)
+            pending = [c for c in cancellations if c.state in PENDING]
+            assert len(pending) <= 1
+            if cancellations:
+                assert order.cancellation_state == cancellations[-1].state
+                # Never cancelled here and shipped by the shop while on its way.
+                assert not (pending and shipments)
+            assert _events(order.id, "cancel_requested") == len(cancellations)
+        _check_imports(store_id)

@@ -115,21 +115,24 @@ def order_of(order_id: int, *, fresh: bool = False) -> AmazonOrder:
     return order
 
 
-def lock_order(order: AmazonOrder) -> AmazonOrder:
+def lock_order(order: AmazonOrder | int) -> AmazonOrder:
     """Take the order's row lock until the commit, and read the order again.
 
     Shipments and item cancellations of an order go one at a time, and after a
-    cancellation of it: the lock (a row lock on PostgreSQL, the database's write
-    lock on SQLite) makes the second wait for the first one's commit, and the
-    order read afterwards is the order as it is now, not as the page loaded it.
+    cancellation of it, and Amazon's answers are applied to the order as it is
+    then: the lock (a row lock on PostgreSQL, the database's write lock on
+    SQLite) makes the second wait for the first one's commit, and the order read
+    afterwards is the order as it is now, not as a page or an earlier step
+    loaded it (a sync may have stored a newer status meanwhile).
     """
+    order_id = order if isinstance(order, int) else order.id
     get_extension().session.execute(
         sa.update(AmazonOrder)
-        .where(AmazonOrder.id == order.id)
+        .where(AmazonOrder.id == order_id)
         .values(updated_at=AmazonOrder.updated_at)
         .execution_options(synchronize_session=False)
     )
-    return order_of(order.id, fresh=True)
+    return order_of(order_id, fresh=True)
 
 
 def shipping_orders(order_ids: list[int]) -> set[int]:
@@ -537,7 +540,7 @@ def _set_host_status(
 def confirm(cancellation: Cancellation, message: str, *, actor: str = "amazon") -> None:
     """Amazon cancelled the order (in the session; the caller commits and signals)."""
     session = get_extension().session
-    order = order_of(cancellation.order_id)
+    order = lock_order(cancellation.order_id)
     cancellation.state = "confirmed"
     cancellation.result = message
     order.cancellation_state = "confirmed"
@@ -561,7 +564,7 @@ def reject(
     signals). Returns whether the host order's status was changed."""
     ext = get_extension()
     session = ext.session
-    order = order_of(cancellation.order_id)
+    order = lock_order(cancellation.order_id)
     cancellation.state = "rejected"
     cancellation.result = message
     order.cancellation_state = "rejected"
