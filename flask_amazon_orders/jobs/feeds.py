@@ -184,6 +184,7 @@ class _Run:
         if isinstance(cancellation, Adjustment):
             self.reject(cancellation, f"Not applied ({why}).", None)
             return
+        self.keep_lease()  # commits what was settled before (see amazon_status)
         order = cancelling.order_of(cancellation.order_id)
         status, error = self.amazon_status(order.amazon_order_id)
         if status == "Canceled":
@@ -237,11 +238,10 @@ class _Run:
     def amazon_status(self, amazon_order_id: str) -> tuple[str | None, Any]:
         """The order as Amazon has it now: (Seller Central status, record), or (None, error).
 
-        What was settled so far is committed first (under the lease): no row lock
-        is held while Amazon answers, and a settled order's lock is never held
-        while another order's is taken (a sync page takes them in id order).
+        Callers commit what they settled before (:meth:`keep_lease`): no order's
+        row lock is held while Amazon answers, and never while another order's is
+        taken (a sync page takes them in id order).
         """
-        self.keep_lease()
         try:
             raw = self.client.get_order(amazon_order_id, included_data=_CHECK_DATA)
             record = parse_order(raw, operation="getOrder")
@@ -326,8 +326,10 @@ class _Run:
             cancel = self._check(cancellation, len(cancels) + 1)
             if cancel is not None:
                 cancels.append((cancellation, cancel))
-            if count % RENEW_EVERY == 0:
-                self.keep_lease()  # also commits what was settled so far
+            if cancel is None or count % RENEW_EVERY == 0:
+                # Also commits what was settled: the order's lock is not held
+                # while Amazon is asked about the next one.
+                self.keep_lease()
         self.keep_lease()
         if not cancels:
             submission.state = "empty"
@@ -728,6 +730,7 @@ class _Run:
         if isinstance(cancellation, Adjustment):
             self.reject(cancellation, f"Amazon rejected the adjustment: {description}", None)
             return
+        self.keep_lease()  # commits what was settled before (see amazon_status)
         order = cancelling.order_of(cancellation.order_id)
         status, _record = self.amazon_status(order.amazon_order_id)
         if status == "Canceled":

@@ -291,7 +291,7 @@ def _update_changed(
         sa.select(AmazonOrder)
         .where(AmazonOrder.id.in_(order_ids))
         .order_by(AmazonOrder.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     for order in orders:

@@ -289,7 +289,7 @@ def cancel_orders(
         sa.select(AmazonOrder.id)
         .where(AmazonOrder.id.in_(list(allowed)))
         .order_by(AmazonOrder.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     )
     # The decision: only orders that are Unshipped *now*, with no cancellation on
     # its way and no shipment being confirmed.
