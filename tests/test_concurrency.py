@@ -1471,6 +1471,48 @@ def test_amazons_answer_to_a_shipment_after_a_sync_stored_more(
         assert _events(order.id, "shipment_confirmed") == 1
 
 
+def test_admins_connecting_the_same_seller_at_once(race_shop, seller, monkeypatch):
+    """Both pages checked "not connected yet"; one store is connected, the other
+    admin is told it exists (not a 500 from the unique key)."""
+    from flask_amazon_orders.crypto import Encryptor
+
+    admins = 2
+    checked = threading.Barrier(admins)
+    real_encrypt = Encryptor.encrypt
+
+    def encrypt(self: Any, value: str) -> str:  # right after the "exists?" check
+        if threading.current_thread().name.startswith("admin"):
+            checked.wait(WAIT_TIMEOUT)
+        return real_encrypt(self, value)
+
+    monkeypatch.setattr(Encryptor, "encrypt", encrypt)
+    url = "/admin/amazon/stores/new"
+    browsers = [_browser(race_shop) for _ in range(admins)]
+    forms = [
+        {
+            "name": f"Amazon DE {n}",
+            "seller_id": seller["seller_id"],
+            "marketplace": "A1PA6795UKMFR9",
+            "refresh_token": seller["refresh_token"],
+            "csrf_token": _csrf(browser, url),
+        }
+        for n, browser in enumerate(browsers)
+    ]
+
+    def connect(n: int) -> tuple[int, str]:
+        response = browsers[n].post(url, data=forms[n])
+        return response.status_code, response.data.decode()
+
+    actors = Actors(race_shop)
+    for n in range(admins):
+        actors.start(f"admin-{n}", connect, n)
+    answers = sorted(actors.join().values())
+    assert [status for status, _page in answers] == [302, 400]
+    assert "is already connected" in answers[1][1]
+    with race_shop.app_context():
+        assert _count(Store) == 1
+
+
 # == all at once ==========================================================================
 
 
