@@ -17,7 +17,7 @@ On SQLite one writer at a time holds the whole database, so an actor paused
 inside its write transaction would only make the other one wait for the
 database lock: those interleavings run on PostgreSQL only (CI runs the suite
 once on each). ``AMAZON_ORDERS_RACE_ROUNDS`` sets the rounds of the "many at
-once" tests (default 20; the mixed ones run a third of them).
+once" tests (default 12; the mixed ones run a third of them).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ WAIT_TIMEOUT = 20.0
 PG_OPTIONS = "-c lock_timeout=15000 -c statement_timeout=30000"
 #: Orders per searchOrders page in the sync tests (several pages per sync).
 PAGE_SIZE = 20
-ROUNDS = int(os.environ.get("AMAZON_ORDERS_RACE_ROUNDS", "20"))
+ROUNDS = int(os.environ.get("AMAZON_ORDERS_RACE_ROUNDS", "12"))
 #: Rounds of the heavier mixed tests (each round starts eight actors of four kinds).
 MIXED_ROUNDS = max(ROUNDS // 3, 2)
 
@@ -657,12 +657,12 @@ def _meet_after_check(monkeypatch: pytest.MonkeyPatch, parties: int) -> None:
     monkeypatch.setattr(cancelling, "why_not_cancellable", checked)
 
 
-@pytest.mark.parametrize("admins", [2, 5])
 def test_admins_cancelling_one_order_at_once_make_one_cancellation(
-    race_shop, sandbox, seller, monkeypatch, admins
+    race_shop, sandbox, seller, monkeypatch
 ):
     from flask_amazon_orders.services.cancelling import cancel_orders
 
+    admins = 5
     order_id = _amazon_order(sandbox, seller)
     store_id = _shop_store(race_shop, seller)
     calls = _host_calls(monkeypatch)
