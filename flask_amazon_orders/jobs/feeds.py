@@ -82,6 +82,7 @@ from ..models import (
 from ..services import adjusting, cancelling, shipping
 from ..services.stores import get_store
 from . import leases
+from .leases import LeaseLost
 from .problems import describe, needs_action
 
 log = logging.getLogger("flask_amazon_orders.feeds")
@@ -133,10 +134,6 @@ class FeedRun:
     errors: list[str] = dataclasses.field(default_factory=list)
     #: An error only a person can cure (the store's authorization is gone …), in words.
     needs_action: str | None = None
-
-
-class LeaseLost(AmazonOrdersError):
-    """Another worker took the store's feed lease (this run took too long): stop."""
 
 
 class _Run:
@@ -245,6 +242,7 @@ class _Run:
         if isinstance(cancellation, Adjustment):
             self.reject(cancellation, f"Not applied ({why}).", None)
             return
+        self.keep_lease()  # commits what was settled before (see amazon_status)
         order = cancelling.order_of(cancellation.order_id)
         status, error = self.amazon_status(order.amazon_order_id)
         if status == "Canceled":
@@ -303,7 +301,12 @@ class _Run:
         )
 
     def amazon_status(self, amazon_order_id: str) -> tuple[str | None, Any]:
-        """The order as Amazon has it now: (Seller Central status, record), or (None, error)."""
+        """The order as Amazon has it now: (Seller Central status, record), or (None, error).
+
+        Callers commit what they settled before (:meth:`keep_lease`): no order's
+        row lock is held while Amazon answers, and never while another order's is
+        taken (a sync page takes them in id order).
+        """
         try:
             raw = self.client.get_order(amazon_order_id, included_data=_CHECK_DATA)
             record = parse_order(raw, operation="getOrder")
@@ -412,8 +415,10 @@ class _Run:
             cancel = self._check(cancellation, order, status, record, len(cancels) + 1)
             if cancel is not None:
                 cancels.append((cancellation, cancel))
-            if count % RENEW_EVERY == 0:
-                self.keep_lease()  # also commits what was settled so far
+            if cancel is None or count % RENEW_EVERY == 0:
+                # Also commits what was settled: the order's lock is not held
+                # while Amazon is asked about the next one.
+                self.keep_lease()
         self.keep_lease()
         if not cancels:
             submission.state = "empty"
@@ -679,13 +684,15 @@ class _Run:
         )
 
     def _cancellations(self, submission: FeedSubmission) -> list[Row]:
-        """The unsettled rows a submission carries (cancellations or adjustments)."""
+        """The unsettled rows a submission carries (cancellations or adjustments), by
+        order: settling them takes the orders' row locks in id order, as a sync page
+        does, so the two never wait for each other in a circle."""
         model: Any = Adjustment if submission.feed_type == PAYMENT_ADJUSTMENT else Cancellation
         return list(
             self.session.scalars(
                 sa.select(model)
                 .where(model.submission_id == submission.id, model.state.in_(cancelling.PENDING))
-                .order_by(model.id)
+                .order_by(model.order_id, model.id)
             )
         )
 
@@ -859,6 +866,7 @@ class _Run:
         if isinstance(cancellation, Adjustment):
             self.reject(cancellation, f"Amazon rejected the adjustment: {description}", None)
             return
+        self.keep_lease()  # commits what was settled before (see amazon_status)
         order = cancelling.order_of(cancellation.order_id)
         status, _record = self.amazon_status(order.amazon_order_id)
         if status == "Canceled":

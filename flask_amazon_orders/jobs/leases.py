@@ -12,7 +12,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..errors import AmazonOrdersError
 from ..models import Store, utcnow
+
+
+class LeaseLost(AmazonOrdersError):
+    """Another worker took the store's lease (this run outlived it): the run stops."""
+
 
 _COLUMNS = {
     "sync": (Store.sync_lease_until, Store.sync_lease_owner),

@@ -296,7 +296,17 @@ def _update_changed(
 ) -> None:
     """Apply Amazon's newer copy to stored orders, with events for what changed."""
     session = ext.session
-    for order in session.scalars(sa.select(AmazonOrder).where(AmazonOrder.id.in_(order_ids))):
+    # The rows are locked as they are read (PostgreSQL), in id order like every
+    # writer of several orders, and read as committed now: a cancellation, a
+    # shipment or a feed's answer committed meanwhile is seen, not overwritten.
+    orders = session.scalars(
+        sa.select(AmazonOrder)
+        .where(AmazonOrder.id.in_(order_ids))
+        .order_by(AmazonOrder.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    for order in orders:
         record = latest[order.amazon_order_id]
         if record.amazon_updated_at == order.amazon_updated_at and not _differs(ext, order, record):
             continue  # the same copy again (the sync's overlap)
@@ -437,7 +447,9 @@ def sync_store(
     is recorded the same way and then raised.
 
     One store is synced by one sync at a time: a run that finds another one
-    holding the store's lease ends at once with status ``skipped``.
+    holding the store's lease ends at once with status ``skipped``. A run so
+    slow that its lease ran out and another run took the store over stops at
+    its next page, ``failed``, without storing it.
 
     :param store: the store or its id.
     :param trigger: who started the run (``cli``, ``worker``, ``admin``, ``api``).
@@ -556,12 +568,20 @@ def sync_store(
                 store=store, run=run, page=page_no, orders=len(records), last_page=not next_token
             )
             _store_page(ext, store_id, records, page)
+            # Still ours? (A run that outlived its lease, taken over by another
+            # worker, must not write on.) The renewal locks the store's row until
+            # the page's commit, so the lease cannot be taken in between; it comes
+            # after the orders' locks, as for every writer (see _update_changed).
+            if not leases.renew(session, store_id, owner, "sync", SYNC_LEASE):
+                raise leases.LeaseLost(
+                    "Another worker took over this store's sync (this run outlived its "
+                    "lease); this run stopped without storing more."
+                )
             run.pages += 1
             run.orders_seen += len(records)
             run.orders_created += len(page.created)
             run.orders_updated += len(page.updated) + len(page.status_changes)
             run.window_before = bound
-            store.sync_lease_until = utcnow() + SYNC_LEASE
             if next_token:
                 store.sync_page_token = next_token
                 store.sync_page_token_at = utcnow()
@@ -643,7 +663,8 @@ def _record_failure(
         run.error = message[:4000]
         run.error_code = getattr(exc, "code", None) or type(exc).__name__
         _count_calls(run, client)
-    if store is not None:
+    if store is not None and not isinstance(exc, leases.LeaseLost):
+        # (A lost lease is this run's problem, not the store's: another run syncs it.)
         store.last_sync_error = message[:4000]
         store.last_sync_error_needs_action = needs_action(exc)
     session.commit()

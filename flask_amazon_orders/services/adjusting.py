@@ -25,7 +25,7 @@ from ..errors import AmazonOrdersError
 from ..extension import get_extension
 from ..i18n import N_, _
 from ..models import Adjustment, AmazonOrder, AmazonOrderItem, OrderEvent, Store
-from .cancelling import MEMO_MAX
+from .cancelling import MEMO_MAX, lock_order
 
 log = logging.getLogger("flask_amazon_orders.adjusting")
 
@@ -222,14 +222,10 @@ def adjust_items(
     memo = (memo or "").strip() or None
     if memo is not None and len(memo) > MEMO_MAX:
         raise AdjustmentError(_("The seller memo is longer than %(max)s characters.", max=MEMO_MAX))
-    # One adjustment at a time per order: the row lock (PostgreSQL) serializes them,
-    # so two admins cannot both cancel the last unit.
-    session.execute(
-        sa.update(AmazonOrder)
-        .where(AmazonOrder.id == order.id)
-        .values(updated_at=AmazonOrder.updated_at)
-        .execution_options(synchronize_session=False)
-    )
+    # One adjustment (or shipment) at a time per order, so two admins cannot both
+    # cancel the last unit; and the checks read the order as it is now (another
+    # admin may have cancelled it since the page loaded it).
+    order = lock_order(order)
     try:
         refunds = plan(order, quantities)
     except AdjustmentError:

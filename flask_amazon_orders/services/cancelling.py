@@ -115,6 +115,26 @@ def order_of(order_id: int, *, fresh: bool = False) -> AmazonOrder:
     return order
 
 
+def lock_order(order: AmazonOrder | int) -> AmazonOrder:
+    """Take the order's row lock until the commit, and read the order again.
+
+    Shipments and item cancellations of an order go one at a time, and after a
+    cancellation of it, and Amazon's answers are applied to the order as it is
+    then: the lock (a row lock on PostgreSQL, the database's write lock on
+    SQLite) makes the second wait for the first one's commit, and the order read
+    afterwards is the order as it is now, not as a page or an earlier step
+    loaded it (a sync may have stored a newer status meanwhile).
+    """
+    order_id = order if isinstance(order, int) else order.id
+    get_extension().session.execute(
+        sa.update(AmazonOrder)
+        .where(AmazonOrder.id == order_id)
+        .values(updated_at=AmazonOrder.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return order_of(order_id, fresh=True)
+
+
 def shipping_orders(order_ids: list[int]) -> set[int]:
     """The orders among ``order_ids`` with a shipment on its way to Amazon."""
     if not order_ids:
@@ -261,7 +281,18 @@ def cancel_orders(
         session.rollback()
         return result
 
-    # The decision: only orders that are Unshipped *now*, with no cancellation on its way.
+    # The rows' locks first, in id order (two bulk cancellations, or one and a
+    # sync page, never wait for each other in a circle); the claim below is a
+    # statement of its own, so on PostgreSQL it sees what a shipment or another
+    # cancellation that held a lock committed meanwhile.
+    session.execute(
+        sa.select(AmazonOrder.id)
+        .where(AmazonOrder.id.in_(list(allowed)))
+        .order_by(AmazonOrder.id)
+        .with_for_update(key_share=True)
+    )
+    # The decision: only orders that are Unshipped *now*, with no cancellation on
+    # its way and no shipment being confirmed.
     returned = list(
         session.execute(
             sa.update(AmazonOrder)
@@ -273,6 +304,7 @@ def cancel_orders(
                     AmazonOrder.cancellation_state.is_(None),
                     AmazonOrder.cancellation_state.not_in(PENDING),
                 ),
+                ~sa.exists().where(Shipment.order_id == AmazonOrder.id, Shipment.state == "queued"),
             )
             .values(status="Canceled", cancellation_state="queued")
             # The row as it is now (locked by this UPDATE on PostgreSQL): an
@@ -287,11 +319,14 @@ def cancel_orders(
         )
     )
     claimed = {row[0] for row in returned}
-    for order_id, order in allowed.items():
-        if order_id not in claimed:
-            result.refused[order.amazon_order_id] = _(
-                "The order changed meanwhile and is no longer Unshipped; nothing was cancelled."
-            )
+    lost = [order_id for order_id in allowed if order_id not in claimed]
+    shipped_meanwhile = shipping_orders(lost)
+    for order_id in lost:
+        result.refused[allowed[order_id].amazon_order_id] = (
+            _("The shop shipped items of this order; the shipment is being confirmed.")
+            if order_id in shipped_meanwhile
+            else _("The order changed meanwhile and is no longer Unshipped; nothing was cancelled.")
+        )
     adapter = ext.host
     label = REASON_VALUES[reason].label
     message = f"Cancelled ({label}); queued to be sent to Amazon." + (
@@ -505,7 +540,7 @@ def _set_host_status(
 def confirm(cancellation: Cancellation, message: str, *, actor: str = "amazon") -> None:
     """Amazon cancelled the order (in the session; the caller commits and signals)."""
     session = get_extension().session
-    order = order_of(cancellation.order_id)
+    order = lock_order(cancellation.order_id)
     cancellation.state = "confirmed"
     cancellation.result = message
     order.cancellation_state = "confirmed"
@@ -529,7 +564,7 @@ def reject(
     signals). Returns whether the host order's status was changed."""
     ext = get_extension()
     session = ext.session
-    order = order_of(cancellation.order_id)
+    order = lock_order(cancellation.order_id)
     cancellation.state = "rejected"
     cancellation.result = message
     order.cancellation_state = "rejected"

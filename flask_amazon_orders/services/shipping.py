@@ -147,8 +147,45 @@ def confirm_shipment(
     :raises ShipmentError: the order cannot be shipped so, or a value is invalid;
         nothing is stored.
     """
+    from .cancelling import lock_order
+
     session = get_extension().session
-    found = _find_order(order, store)
+    # One shipment, item cancellation or cancellation of an order at a time: its
+    # row lock, then the order as it is now (not as the caller loaded it).
+    found = lock_order(_find_order(order, store))
+    try:
+        shipment = _store_shipment(
+            found,
+            carrier_code=carrier_code,
+            tracking_number=tracking_number,
+            items=items,
+            ship_date=ship_date,
+            carrier_name=carrier_name,
+            shipping_method=shipping_method,
+            host_reference=host_reference,
+            actor=actor,
+        )
+    except ShipmentError:
+        session.rollback()  # the row lock goes with it
+        raise
+    get_extension().wake_worker("feeds", shipment.store_id)
+    return shipment
+
+
+def _store_shipment(
+    found: AmazonOrder,
+    *,
+    carrier_code: str,
+    tracking_number: str,
+    items: Mapping[str, int] | None,
+    ship_date: dt.datetime | None,
+    carrier_name: str | None,
+    shipping_method: str | None,
+    host_reference: str | None,
+    actor: str,
+) -> Shipment:
+    """The checks and the new shipment (committed) for a locked order."""
+    session = get_extension().session
     if host_reference is not None:
         host_reference = _text(host_reference, _("The shipment reference"), required=True)
         existing = session.scalars(
@@ -157,6 +194,7 @@ def confirm_shipment(
             )
         ).first()
         if existing is not None:
+            session.rollback()  # nothing to store: let go of the row lock
             return existing  # the same shipment again (a retry or a double submit)
     if found.fulfillment_channel != "MFN":
         raise ShipmentError(_("Amazon ships this order itself (fulfilled by Amazon)."))
@@ -237,7 +275,6 @@ def confirm_shipment(
         )
     )
     session.commit()
-    get_extension().wake_worker("feeds", found.store_id)
     return shipment
 
 
@@ -251,6 +288,7 @@ def apply_confirmed(order: AmazonOrder, shipment: Shipment) -> bool:
     session; the caller commits). Returns ``False`` if it was applied already
     (another run got there first)."""
     from .adjusting import taken
+    from .cancelling import lock_order
 
     session: Any = get_extension().session
     claimed = session.execute(
@@ -261,6 +299,9 @@ def apply_confirmed(order: AmazonOrder, shipment: Shipment) -> bool:
     )
     if not claimed.rowcount:
         return False
+    # The order as it is now (locked): it was loaded before Amazon was asked, and
+    # a sync may have stored more shipped units or a newer status meanwhile.
+    order = lock_order(order)
     # What Amazon has shipped is at least every confirmed shipment (a sync may
     # have brought Amazon's count already: never count a shipment twice).
     confirmed = confirmed_quantities(order)

@@ -5,6 +5,7 @@ admin pages and the API. Every change is recorded in the store's activity log
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -71,6 +72,32 @@ def add_store(
         )
     refresh_token = _refresh_token(refresh_token)
     session = ext.session
+    _refuse_if_connected(session, seller_id, marketplace_id)
+    store = Store(
+        name=name,
+        seller_id=seller_id,
+        region=region.lower(),
+        marketplace_id=marketplace_id,
+        refresh_token_encrypted=ext.encryptor.encrypt(
+            refresh_token, context=refresh_token_context(seller_id, marketplace_id)
+        ),
+        order_import_enabled=order_import_enabled,
+    )
+    session.add(store)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        # Connected by someone else at the same moment (the unique key decides).
+        session.rollback()
+        _refuse_if_connected(session, seller_id, marketplace_id)
+        raise
+    record(store, "store_connected", actor, f"{name}: seller {seller_id} in {marketplace_id}.")
+    session.commit()
+    return store
+
+
+def _refuse_if_connected(session: Any, seller_id: str, marketplace_id: str) -> None:
+    """:class:`StoreExistsError` if the seller is connected in the marketplace already."""
     exists = session.scalar(
         sa.select(Store.id).where(
             Store.seller_id == seller_id, Store.marketplace_id == marketplace_id
@@ -86,21 +113,6 @@ def add_store(
                 store=exists,
             )
         )
-    store = Store(
-        name=name,
-        seller_id=seller_id,
-        region=region.lower(),
-        marketplace_id=marketplace_id,
-        refresh_token_encrypted=ext.encryptor.encrypt(
-            refresh_token, context=refresh_token_context(seller_id, marketplace_id)
-        ),
-        order_import_enabled=order_import_enabled,
-    )
-    session.add(store)
-    session.flush()
-    record(store, "store_connected", actor, f"{name}: seller {seller_id} in {marketplace_id}.")
-    session.commit()
-    return store
 
 
 def record(store: Store | int, kind: str, actor: str, message: str | None = None) -> None:
