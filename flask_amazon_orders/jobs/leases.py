@@ -56,3 +56,24 @@ def renew(session: Any, store_id: int, owner: str, kind: str, duration: dt.timed
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)
+
+
+def lock_orders(session: Any, store_id: int) -> None:
+    """Hold the store's orders for the rest of the current transaction.
+
+    Two writers store Amazon's copies of one store's orders: the sync (a page at
+    a time, under its lease) and the targeted refresh of one order after a
+    notification (:func:`~flask_amazon_orders.jobs.sync.refresh_order`), which
+    does not wait for a sync that may take hours. Each takes this lock before it
+    reads what is stored, so the second one sees what the first one committed and
+    the guards against older copies hold. An ``UPDATE`` of the store row that
+    changes nothing: PostgreSQL keeps the row locked, SQLite its write lock, until
+    the commit or rollback; the lock is held for milliseconds, never across a call
+    to Amazon.
+    """
+    session.execute(
+        sa.update(Store)
+        .where(Store.id == store_id)
+        .values({Store.sync_lease_until: Store.sync_lease_until})
+        .execution_options(synchronize_session=False)
+    )
