@@ -156,6 +156,24 @@ class SQSQueue:
         """Remove a handled message from the queue."""
         self._call("delete_message", ReceiptHandle=message.receipt_handle)
 
+    def delete_batch(self, messages: list[Message]) -> dict[str, str]:
+        """Remove handled messages, ten to a call; returns the ones that could not
+        be removed (message id -> the queue's reason); those come again."""
+        failed: dict[str, str] = {}
+        for start in range(0, len(messages), MAX_MESSAGES):
+            chunk = messages[start : start + MAX_MESSAGES]
+            answer = self._call(
+                "delete_message_batch",
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": message.receipt_handle}
+                    for n, message in enumerate(chunk)
+                ],
+            )
+            for entry in answer.get("Failed", []):
+                message = chunk[int(entry["Id"])]
+                failed[message.message_id] = f"{entry.get('Code')}: {entry.get('Message', '')}"
+        return failed
+
     def close(self) -> None:
         """Close the connections."""
         with self._lock:

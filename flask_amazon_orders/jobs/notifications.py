@@ -247,11 +247,10 @@ def poll_notifications(
             break
         run.received += len(messages)
         refreshed: dict[tuple[int, str], RefreshResult] = {}
-        left = False
+        done = []
         for message in messages:
             outcome = _handle(message.body, message.message_id, refreshed)
             if outcome.action == RETRIED:
-                left = True
                 run.retried += 1
                 run.errors.append(f"{message.message_id}: {outcome.reason}")
                 continue
@@ -263,11 +262,16 @@ def poll_notifications(
                 run.refreshed.append(outcome.refresh)
             else:
                 run.repeated += 1
-            try:
-                queue.delete(message)
-            except QueueError as exc:  # it comes again, and is handled again harmlessly
-                log.warning("SQS message %s could not be deleted: %s", message.message_id, exc)
-                run.errors.append(f"{message.message_id}: {exc}")
-        if left:
+            done.append(message)
+        # Deleted once the batch is handled: a message that was not (the process
+        # died, or the delete failed) comes again and is handled again, harmlessly.
+        try:
+            failed = queue.delete_batch(done)
+        except QueueError as exc:
+            failed = {message.message_id: str(exc) for message in done}
+        for message_id, reason in failed.items():
+            log.warning("SQS message %s could not be deleted: %s", message_id, reason)
+            run.errors.append(f"{message_id}: not deleted: {reason}")
+        if len(done) < len(messages):
             break
     return run
