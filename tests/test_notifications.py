@@ -631,3 +631,46 @@ def test_celery_polls_the_queue_on_beat_only_when_one_is_configured(push):
     result = tasks.poll_notifications.apply().get()
     assert result == {"received": 1, "refreshed": [push.orders[5]], "dropped": 0, "retried": 0}
     assert _stored(push.db, push.orders[5]).status == "Shipped"
+
+
+def test_a_refresh_routes_the_order_to_the_host_as_the_sync_does(shop, sandbox, seller):
+    """With order import on, a refreshed order that became Unshipped becomes a shop
+    order, and one Amazon cancelled completes it (the sync's import routing)."""
+    from example_app import amazon_orders
+    from example_app.models import ShopOrder
+
+    def shop_orders() -> dict[str, str]:
+        with shop.app_context():
+            return {
+                o.amazon_order_id: o.status
+                for o in amazon_orders.session.scalars(sa.select(ShopOrder))
+            }
+
+    moment = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).isoformat()
+    pending, unshipped = (
+        sandbox.control.create_order(
+            seller["seller_id"],
+            status=status,
+            created_time=moment,
+            last_updated_time=moment,
+            items=[{"sku": "TEA-GREEN-100", "quantity": 1}],
+        )["orderId"]
+        for status in ("PENDING", "UNSHIPPED")
+    )
+    with shop.app_context():
+        store = connect_store(seller, name="Teahouse", order_import_enabled=True)
+        store.connected_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+        amazon_orders.session.commit()
+        assert sync_store(store.id).status == "succeeded"
+        store_id = store.id
+    assert set(shop_orders()) == {unshipped}  # Pending orders wait
+
+    sandbox.control.set_status(pending, "UNSHIPPED")
+    sandbox.control.set_status(unshipped, "CANCELLED", cancelled_by="BUYER")
+    with shop.app_context():
+        assert refresh_order(store_id, pending).outcome == "status_changed"
+        assert refresh_order(store_id, unshipped).outcome == "status_changed"
+    orders = shop_orders()
+    assert set(orders) == {pending, unshipped}
+    assert orders[unshipped] == "Complete"
+    assert orders[pending] != "Complete"
