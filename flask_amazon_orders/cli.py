@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 from flask.cli import AppGroup, with_appcontext
@@ -369,6 +370,64 @@ def feeds_command(store_refs: tuple[str, ...], wait: bool) -> None:
             break
         get_extension().session.remove()
         time.sleep(max(0.05, (due - utcnow()).total_seconds()))
+
+
+def _report_notifications(run: Any) -> None:
+    for result in run.refreshed:
+        click.echo(
+            f"  {result.amazon_order_id}: {result.outcome.replace('_', ' ')} ({result.status})"
+        )
+    for error in run.errors:
+        click.echo(f"  {error}", err=True)
+    click.echo(
+        f"{run.received} notifications: {len(run.refreshed)} orders refreshed, "
+        f"{run.repeated} repeated, {run.dropped} dropped, {run.retried} left for later."
+    )
+
+
+@amazon_orders_cli.command("notifications")
+@click.option("--once", is_flag=True, help="Handle the notifications waiting now and exit.")
+@with_appcontext
+def notifications_command(once: bool) -> None:
+    """Read Amazon's order notifications from the SQS queue and refresh those orders.
+
+    Runs until Ctrl-C, or with --once (for cron) handles what is waiting and exits.
+    The queue is AMAZON_ORDERS_SQS_QUEUE_URL.
+    """
+    from .extension import get_extension
+    from .jobs.notifications import notification_queue, poll_notifications
+
+    ext = get_extension()
+    try:
+        queue = notification_queue()
+    except AmazonOrdersError as exc:
+        raise _fail(exc) from None
+    if once:
+        try:
+            run = poll_notifications()
+        except AmazonOrdersError as exc:
+            raise _fail(exc) from None
+        _report_notifications(run)
+        if run.retried:
+            raise click.ClickException(
+                f"{run.retried} notifications could not be handled now; they come again."
+            )
+        return
+    click.echo(f"Reading notifications from {queue.queue_url}; Ctrl-C stops.")
+    try:
+        while True:
+            try:
+                run = poll_notifications()
+            except AmazonOrdersError as exc:
+                click.echo(f"Error: {exc}", err=True)
+                time.sleep(max(1.0, ext.settings.sqs_wait_seconds))
+                continue
+            finally:
+                ext.session.remove()
+            if run.received:
+                _report_notifications(run)
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
 
 
 @amazon_orders_cli.command("worker")

@@ -51,6 +51,16 @@ DEFAULTS: dict[str, Any] = {
     "AMAZON_ORDERS_RATE_LIMIT_STORAGE": None,
     # Feeds (cancellations): seconds between polls of a submitted feed.
     "AMAZON_ORDERS_FEED_POLL_SECONDS": 30.0,
+    # Push: Amazon's ORDER_CHANGE notifications from an SQS queue (needs boto3).
+    "AMAZON_ORDERS_SQS_QUEUE_URL": None,
+    # The queue's AWS region; None takes it from the queue URL.
+    "AMAZON_ORDERS_SQS_REGION": None,
+    # Another SQS endpoint (a local SQS-compatible server in tests).
+    "AMAZON_ORDERS_SQS_ENDPOINT_URL": None,
+    # Seconds a receive waits for messages (long polling, at most 20).
+    "AMAZON_ORDERS_SQS_WAIT_SECONDS": 10,
+    # Seconds a received message stays hidden; one not handled comes again after that.
+    "AMAZON_ORDERS_SQS_VISIBILITY_TIMEOUT": 60,
     # Admin pages.
     "AMAZON_ORDERS_ADMIN_URL_PREFIX": "/amazon-orders",
     "AMAZON_ORDERS_BASE_TEMPLATE": "amazon_orders/base.html",
@@ -126,6 +136,11 @@ class Settings:
     rate_limit_scale: float
     rate_limit_storage: str | None
     feed_poll_seconds: float
+    sqs_queue_url: str | None
+    sqs_region: str | None
+    sqs_endpoint_url: str | None
+    sqs_wait_seconds: float
+    sqs_visibility_timeout: int
     admin_url_prefix: str | None
     base_template: str
     admin_page_size: int
@@ -244,11 +259,50 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         rate_limit_scale=_number(config, "AMAZON_ORDERS_RATE_LIMIT_SCALE", float, 0.000001),
         rate_limit_storage=_storage(config, "AMAZON_ORDERS_RATE_LIMIT_STORAGE"),
         feed_poll_seconds=_number(config, "AMAZON_ORDERS_FEED_POLL_SECONDS", float, 1),
+        **_sqs(config),
         admin_url_prefix=_url_prefix(config, "AMAZON_ORDERS_ADMIN_URL_PREFIX"),
         base_template=_optional_text(config, "AMAZON_ORDERS_BASE_TEMPLATE")
         or "amazon_orders/base.html",
         admin_page_size=_page_size(config, "AMAZON_ORDERS_ADMIN_PAGE_SIZE"),
     )
+
+
+def _sqs(config: Mapping[str, Any]) -> dict[str, Any]:
+    queue_url = _optional_text(config, "AMAZON_ORDERS_SQS_QUEUE_URL")
+    endpoint_url = _optional_text(config, "AMAZON_ORDERS_SQS_ENDPOINT_URL")
+    region = _optional_text(config, "AMAZON_ORDERS_SQS_REGION")
+    for key, url in (
+        ("AMAZON_ORDERS_SQS_QUEUE_URL", queue_url),
+        ("AMAZON_ORDERS_SQS_ENDPOINT_URL", endpoint_url),
+    ):
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"{key} must be an http(s) URL, not {url!r}.")
+    if queue_url is not None and region is None:
+        from .client.sqs import region_of
+
+        if region_of(queue_url) is None:
+            raise ConfigurationError(
+                "AMAZON_ORDERS_SQS_REGION must be set: the queue URL "
+                f"{queue_url!r} names no AWS region."
+            )
+    wait = _number(config, "AMAZON_ORDERS_SQS_WAIT_SECONDS", float, 0)
+    if wait > 20:
+        raise ConfigurationError(
+            f"AMAZON_ORDERS_SQS_WAIT_SECONDS must be at most 20 (SQS's limit), not {wait!r}."
+        )
+    visibility = _number(config, "AMAZON_ORDERS_SQS_VISIBILITY_TIMEOUT", int, 0)
+    if visibility > 43200:
+        raise ConfigurationError(
+            "AMAZON_ORDERS_SQS_VISIBILITY_TIMEOUT must be at most 43200 (12 hours, SQS's "
+            f"limit), not {visibility!r}."
+        )
+    return {
+        "sqs_queue_url": queue_url,
+        "sqs_region": region,
+        "sqs_endpoint_url": endpoint_url,
+        "sqs_wait_seconds": wait,
+        "sqs_visibility_timeout": visibility,
+    }
 
 
 def _storage(config: Mapping[str, Any], key: str) -> str | None:

@@ -128,3 +128,39 @@ class LWAError(SPAPIError):
 class RefreshTokenRevokedError(LWAError):
     """LWA answered ``invalid_grant``: the seller's refresh token is revoked,
     expired or wrong. A human must authorize the store again; retrying will not help."""
+
+
+class NotificationError(AmazonOrdersError):
+    """An SQS message is not an Amazon ``ORDER_CHANGE`` notification we can read
+    (not JSON, another notification type, or a required field missing or of the
+    wrong type). Sending it again cannot help.
+
+    :param message: what is wrong, naming the field.
+    :param notification_id: the notification's ``NotificationId``, if it could be read.
+    """
+
+    def __init__(self, message: str, *, notification_id: str | None = None) -> None:
+        self.message = message
+        self.notification_id = notification_id
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        if self.notification_id:
+            return f"notification {self.notification_id}: {self.message}"
+        return self.message
+
+
+class QueueError(AmazonOrdersError):
+    """The SQS queue could not be read or a message not deleted (the queue service
+    answered with an error, or could not be reached). The messages stay in the
+    queue and come again.
+
+    :param message: what failed, with the queue service's error code if any.
+    :param code: the queue service's error code, such as
+        ``AWS.SimpleQueueService.NonExistentQueue``.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        self.message = message
+        self.code = code
+        super().__init__(message)

@@ -252,3 +252,43 @@ def shop(database_url: str, sandbox: SandboxServer) -> Iterator[Flask]:
         shop_db.session.remove()
         shop_db.drop_all()
         shop_db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local SQS-compatible server (moto's server mode) on a free loopback port,
+    with fake AWS credentials in the environment; its URL."""
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.delenv("AWS_SESSION_TOKEN", raising=False)
+        env.delenv("AWS_PROFILE", raising=False)
+        empty = tmp_path_factory.mktemp("aws") / "none"
+        env.setenv("AWS_CONFIG_FILE", str(empty))
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def sqs_queue(sqs_endpoint: str) -> Iterator[dict[str, Any]]:
+    """A new queue on the local SQS server: ``{"url", "arn", "client"}`` (a boto3 client)."""
+    import boto3
+
+    client = boto3.session.Session().client(
+        "sqs", region_name="us-east-1", endpoint_url=sqs_endpoint
+    )
+    url = client.create_queue(QueueName=f"orders-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    yield {"url": url, "arn": arn, "client": client}
+    client.delete_queue(QueueUrl=url)
+    client.close()

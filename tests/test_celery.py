@@ -192,8 +192,10 @@ def test_init_celery_registers_the_tasks_the_schedule_and_the_dispatch(app):
         "amazon_orders.feeds_all",
         "amazon_orders.process_feeds",
         "amazon_orders.purge",
+        "amazon_orders.poll_notifications",
     }
     schedule = celery.conf.beat_schedule
+    assert "amazon-orders-notifications" not in schedule  # no SQS queue configured
     assert schedule["amazon-orders-sync"]["schedule"] == dt.timedelta(
         seconds=get_extension(app).settings.sync_interval_seconds
     )

@@ -14,6 +14,11 @@ page, so a sync that fails (throttling storm, 503, timeout, a crash) resumes at
 the page it had reached; if Amazon no longer accepts that token, the window is
 read again from its start, which is safe because the upsert is idempotent.
 Signals are sent after each commit.
+
+:func:`refresh_order` reads one order again (one ``getOrder``), after Amazon
+notified a change of it (:mod:`~flask_amazon_orders.jobs.notifications`), and
+stores it through the same upsert as a page, with the same events, signals and
+host import; it never moves the cursor, so the sync stays the backstop.
 """
 
 from __future__ import annotations
@@ -123,7 +128,8 @@ class PageProgress:
     """What one stored page changed; passed to the ``progress`` callback."""
 
     store: Store
-    run: SyncRun
+    #: The sync run; ``None`` for the refresh of one order (:func:`refresh_order`).
+    run: SyncRun | None
     page: int
     orders: int
     #: Ids of the orders stored for the first time.
@@ -363,8 +369,10 @@ def _store_page(
 
     New orders are inserted in bulk; orders whose ``lastUpdatedTime`` is newer
     than the stored one are updated; the rest (unchanged, or an older copy) are
-    not touched at all.
+    not touched at all. The store's orders are locked first (until the commit),
+    so a sync page and a refresh of one order never write over each other.
     """
+    leases.lock_orders(ext.session, store_id)
     latest: dict[str, OrderRecord] = {}
     for record in records:
         seen = latest.get(record.amazon_order_id)
@@ -489,7 +497,7 @@ def sync_store(
     client = None
     try:
         client = ext.client_for(store)
-        included = INCLUDED_DATA + (INCLUDED_BUYER_DATA if settings.fetch_buyer_data else ())
+        included = _included_data(ext)
         now = utcnow()
         token = store.sync_page_token
         token_at = store.sync_page_token_at
@@ -626,14 +634,7 @@ def sync_store(
     client.close()
     leases.release(session, store_id, owner, "sync")
     signals.send(signals.sync_finished, app, store=store, run=run)
-    if session.get(Store, store_id).order_import_enabled:  # type: ignore[union-attr]
-        from ..services.importing import import_host_orders
-
-        try:
-            import_host_orders(store_id, actor="sync")
-        except Exception:  # the orders are stored; the import is retried next time
-            session.rollback()
-            log.exception("%s: creating shop orders failed", store.name)
+    _import_host_orders(ext, store_id, store.name)
     log.info(
         "%s: sync done, %d orders seen, %d new, %d changed, %d pages",
         store.name,
@@ -643,6 +644,88 @@ def sync_store(
         run.pages,
     )
     return run
+
+
+def _included_data(ext: AmazonOrders) -> tuple[str, ...]:
+    """The ``includedData`` of every order read (sync and refresh alike)."""
+    return INCLUDED_DATA + (INCLUDED_BUYER_DATA if ext.settings.fetch_buyer_data else ())
+
+
+def _import_host_orders(ext: AmazonOrders, store_id: int, store_name: str) -> None:
+    """Create shop orders for what was just stored, if the store imports orders."""
+    session = ext.session
+    if session.get(Store, store_id).order_import_enabled:  # type: ignore[union-attr]
+        from ..services.importing import import_host_orders
+
+        try:
+            import_host_orders(store_id, actor="sync")
+        except Exception:  # the orders are stored; the import is retried next time
+            session.rollback()
+            log.exception("%s: creating shop orders failed", store_name)
+
+
+@dataclasses.dataclass
+class RefreshResult:
+    """What :func:`refresh_order` did."""
+
+    store_id: int
+    amazon_order_id: str
+    #: ``created`` (stored for the first time), ``status_changed``, ``updated``
+    #: (another change), or ``unchanged`` (the stored copy was current).
+    outcome: str
+    #: Amazon's status of the order (Seller Central's name).
+    status: str
+
+
+def refresh_order(store: Store | int, amazon_order_id: str) -> RefreshResult:
+    """Read one order again from Amazon and store it as the sync stores a page.
+
+    One ``getOrder`` with the sync's ``includedData``; then the sync's upsert with
+    its guards (an older copy never replaces a newer one, a shipment or a
+    cancellation made here is never undone), its events and, after the commit,
+    its signals and the host import. Reading the same copy twice changes nothing,
+    so a repeated notification is harmless. The sync's cursor and its lease are
+    not touched: a running sync of the store goes on, and the next one still reads
+    every change since the cursor (the backstop for a notification that never
+    came).
+
+    :param store: the store or its id.
+    :param amazon_order_id: the order, e.g. ``303-1234567-1234567``.
+    :raises AmazonOrdersError: when Amazon's answer did not come (see
+        :attr:`.SPAPIError.retryable` for the errors worth trying again).
+    """
+    ext = get_extension()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    session = ext.session
+    store = get_store(store)
+    store_id = store.id
+    with ext.client_for(store) as client:
+        raw = client.get_order(amazon_order_id, included_data=list(_included_data(ext)))
+    record = parse_order(raw, operation="getOrder")
+    if record.amazon_order_id != amazon_order_id:
+        raise MalformedResponseError(
+            f"asked for order {amazon_order_id}, got {record.amazon_order_id}",
+            operation="getOrder",
+        )
+    page = PageProgress(store=store, run=None, page=1, orders=1, last_page=True)
+    try:
+        _store_page(ext, store_id, [record], page)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    _send_signals(app, session, page)
+    if page.created:
+        outcome = "created"
+    elif page.status_changes:
+        outcome = "status_changed"
+    elif page.updated:
+        outcome = "updated"
+    else:
+        outcome = "unchanged"
+    _import_host_orders(ext, store_id, store.name)
+    log.info("%s: order %s refreshed (%s)", store.name, amazon_order_id, outcome)
+    return RefreshResult(store_id, amazon_order_id, outcome, record.status)
 
 
 def _count_calls(run: SyncRun, client: Any) -> None:

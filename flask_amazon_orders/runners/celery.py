@@ -33,6 +33,12 @@ Tasks (their names are prefixed ``amazon_orders.``):
     settles Amazon's reports, and confirms queued shipments.
 ``purge``
     :func:`~flask_amazon_orders.jobs.purge.purge_all`, hourly.
+``poll_notifications``
+    :func:`~flask_amazon_orders.jobs.notifications.poll_notifications`: reads
+    Amazon's ``ORDER_CHANGE`` notifications from the SQS queue and refreshes the
+    orders they name. In the beat schedule only when ``AMAZON_ORDERS_SQS_QUEUE_URL``
+    is set, every ``AMAZON_ORDERS_SQS_WAIT_SECONDS`` (at least 1 s); each run
+    long-polls the queue that long, so about one worker slot waits on the queue.
 
 ``init_celery`` also makes "Sync now", a cancellation, an item adjustment and a
 shipment queue their store's task at once (through
@@ -65,6 +71,7 @@ class Tasks:
     feeds_all: Any
     process_feeds: Any
     purge: Any
+    poll_notifications: Any
 
 
 def init_celery(celery: Any, app: Flask, *, beat: bool = True) -> Tasks:
@@ -85,7 +92,7 @@ def init_celery(celery: Any, app: Flask, *, beat: bool = True) -> Tasks:
 
         run.__name__ = run.__qualname__ = name
         run.__doc__ = function.__doc__
-        return celery.task(name=f"amazon_orders.{name}", **options)(run)
+        return celery.task(name=f"amazon_orders.{name}", shared=False, **options)(run)
 
     def sync_store(store_id: int) -> dict[str, Any]:
         """Sync one store (skipped when another sync holds it)."""
@@ -113,6 +120,18 @@ def init_celery(celery: Any, app: Flask, *, beat: bool = True) -> Tasks:
 
         return sum(run.purged for run in purge_all())
 
+    def poll_notifications() -> dict[str, Any]:
+        """Handle the notifications waiting in the SQS queue."""
+        from ..jobs.notifications import poll_notifications as job
+
+        run = job()
+        return {
+            "received": run.received,
+            "refreshed": [result.amazon_order_id for result in run.refreshed],
+            "dropped": run.dropped,
+            "retried": run.retried,
+        }
+
     tasks: dict[str, Any] = {}
 
     def sync_all() -> list[int]:
@@ -136,6 +155,7 @@ def init_celery(celery: Any, app: Flask, *, beat: bool = True) -> Tasks:
     tasks["sync_store"] = in_app(sync_store, "sync_store")
     tasks["process_feeds"] = in_app(process_feeds, "process_feeds")
     tasks["purge"] = in_app(purge, "purge")
+    tasks["poll_notifications"] = in_app(poll_notifications, "poll_notifications")
     tasks["sync_all"] = in_app(sync_all, "sync_all")
     tasks["feeds_all"] = in_app(feeds_all, "feeds_all")
     registered = Tasks(**tasks)
@@ -159,14 +179,20 @@ def init_celery(celery: Any, app: Flask, *, beat: bool = True) -> Tasks:
             **beat_schedule(
                 sync_seconds=settings.sync_interval_seconds,
                 feed_seconds=settings.feed_poll_seconds,
+                notification_seconds=max(1.0, settings.sqs_wait_seconds)
+                if settings.sqs_queue_url
+                else None,
             ),
         }
     return registered
 
 
-def beat_schedule(*, sync_seconds: float, feed_seconds: float) -> dict[str, dict[str, Any]]:
-    """The beat entries :func:`init_celery` adds (for hosts that build their own)."""
-    return {
+def beat_schedule(
+    *, sync_seconds: float, feed_seconds: float, notification_seconds: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """The beat entries :func:`init_celery` adds (for hosts that build their own);
+    the notifications' entry only with ``notification_seconds``."""
+    schedule = {
         "amazon-orders-sync": {
             "task": "amazon_orders.sync_all",
             "schedule": dt.timedelta(seconds=sync_seconds),
@@ -180,3 +206,9 @@ def beat_schedule(*, sync_seconds: float, feed_seconds: float) -> dict[str, dict
             "schedule": dt.timedelta(seconds=PURGE_INTERVAL),
         },
     }
+    if notification_seconds is not None:
+        schedule["amazon-orders-notifications"] = {
+            "task": "amazon_orders.poll_notifications",
+            "schedule": dt.timedelta(seconds=notification_seconds),
+        }
+    return schedule

@@ -1,6 +1,12 @@
 """The embedded runner: a background thread that syncs every store on an interval,
 sends the stores' feeds to Amazon and purges expired buyer data.
 
+With an SQS queue configured (``AMAZON_ORDERS_SQS_QUEUE_URL``) it also reads
+Amazon's order notifications: at the start of every round, and while it waits
+for the next round it long-polls the queue (up to :data:`NOTIFICATION_WAIT`
+seconds at a time, so a wake-up or a stop waits no longer than that), refreshing
+each notified order within seconds; the rounds' sync stays the backstop.
+
 For small shops and the example app. It calls the same job functions as the CLI
 (:func:`flask_amazon_orders.jobs.sync.sync_all`). Turn it on with
 ``AMAZON_ORDERS_EMBEDDED_WORKER = True``; it starts with the app's first
@@ -13,12 +19,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from flask import Flask
 
 log = logging.getLogger("flask_amazon_orders.worker")
+
+#: The longest the worker waits on the notification queue in one receive.
+NOTIFICATION_WAIT = 5.0
+#: Seconds before the worker reads the queue again after it failed to.
+RETRY_QUEUE_AFTER = 30.0
 
 
 class EmbeddedWorker:
@@ -83,14 +95,16 @@ class EmbeddedWorker:
         self._wake.set()
 
     def run_once(self) -> None:
-        """One round (in this thread): sync every active store, send and poll the
-        stores' feeds, then purge buyer data past its retention period."""
+        """One round (in this thread): handle the waiting notifications (if a queue
+        is configured), sync every active store, send and poll the stores' feeds,
+        then purge buyer data past its retention period."""
         from ..jobs.feeds import process_all_feeds
         from ..jobs.purge import purge_all
         from ..jobs.sync import sync_all
 
         with self._app.app_context():
             try:
+                self._poll_notifications(0)
                 sync_all(trigger="worker", should_stop=self._stop.is_set)
             finally:
                 try:
@@ -98,6 +112,55 @@ class EmbeddedWorker:
                 finally:
                     purge_all()
         self.rounds += 1
+
+    def _poll_notifications(self, wait: float) -> bool | None:
+        """Handle the queue's notifications (in an app context); ``None`` when no
+        queue is configured, else whether the queue could be read."""
+        from ..errors import AmazonOrdersError
+        from ..extension import get_extension
+        from ..jobs.notifications import notifications_configured, poll_notifications
+
+        if not notifications_configured():
+            return None
+        try:
+            run = poll_notifications(wait_seconds=wait, should_stop=self._stop.is_set)
+        except AmazonOrdersError as exc:  # the queue is unreachable, boto3 missing …
+            log.warning("embedded worker: cannot read the notification queue: %s", exc)
+            return False
+        except Exception:
+            log.exception("embedded worker: reading the notification queue failed")
+            return False
+        finally:
+            get_extension().session.remove()
+        if run.received:
+            log.info(
+                "notifications: %d received, %d orders refreshed, %d dropped, %d left",
+                run.received,
+                len(run.refreshed),
+                run.dropped,
+                run.retried,
+            )
+        return True
+
+    def _wait(self, seconds: float) -> None:
+        """Until the next round (or a wake-up); long-polls the notification queue
+        meanwhile, if one is configured."""
+        from ..extension import get_extension
+
+        deadline = time.monotonic() + seconds
+        while not self._wake.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with self._app.app_context():
+                wait = min(left, NOTIFICATION_WAIT, get_extension().settings.sqs_wait_seconds)
+                polled = self._poll_notifications(wait)
+            if polled is None:  # no queue: just sleep
+                self._wake.wait(left)
+            elif not polled:  # failing: try again a little later
+                self._wake.wait(min(left, RETRY_QUEUE_AFTER))
+            elif wait < 1:  # not long-polling: do not spin
+                self._wake.wait(min(left, 1.0))
 
     def _sleep_seconds(self) -> float:
         """Until the next round: the interval, or less when a feed poll is due sooner."""
@@ -127,5 +190,9 @@ class EmbeddedWorker:
             except Exception:
                 log.exception("embedded worker: could not read the next feed poll")
                 wait = self.interval
-            self._wake.wait(wait)
+            try:
+                self._wait(wait)
+            except Exception:
+                log.exception("embedded worker: waiting for the next round failed")
+                self._wake.wait(wait)
             self._wake.clear()

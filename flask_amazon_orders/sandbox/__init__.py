@@ -4,6 +4,11 @@ The sandbox speaks Login with Amazon (``POST /auth/o2/token``), Orders API
 v2026-01-01 (searchOrders, getOrder), Orders API v0 confirmShipment and Feeds API
 2021-06-30 with presigned upload/download URLs and processing reports; order
 acknowledgements cancel orders and payment adjustments refund and cancel units.
+With ``sqs_endpoint_url`` (a local SQS-compatible server), its Notifications API
+takes SQS destinations and ``ORDER_CHANGE`` subscriptions, and it sends a
+notification to the seller's queue whenever a subscribed seller's order is
+created, changes status or gets a cancellation request (see :mod:`.notifications_api`
+and :mod:`.notifications`).
 It enforces the published rate limits, paginates like Amazon, moves orders
 through their lifecycle and has a JSON control API under ``/_sandbox/`` to seed
 orders, inject faults and inspect what it received (feeds, shipment

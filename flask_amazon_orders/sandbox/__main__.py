@@ -35,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--client-id", default=None, help="LWA client id to accept")
     parser.add_argument("--client-secret", default=None, help="LWA client secret to accept")
+    parser.add_argument(
+        "--sqs-endpoint",
+        default=None,
+        metavar="URL",
+        help="send ORDER_CHANGE notifications to SQS queues at this endpoint "
+        "(a local SQS-compatible server; needs boto3)",
+    )
     parser.add_argument("--seller-id", default=None, help="create a seller with this id")
     parser.add_argument(
         "--generate", type=int, default=None, metavar="N", help="create a seller with N orders"
@@ -50,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         config["client_id"] = args.client_id
     if args.client_secret:
         config["client_secret"] = args.client_secret
+    if args.sqs_endpoint:
+        config["sqs_endpoint_url"] = args.sqs_endpoint
     try:
         server = SandboxServer(host=args.host, port=args.port, **config).start()
     except (OSError, ValueError) as exc:

@@ -27,6 +27,9 @@ class SandboxConfig:
     :param presigned_url_ttl: lifetime of presigned upload/download URLs, seconds.
     :param static_examples: serve the model's static sandbox cases on exact matches.
     :param seed: seed of the order generator.
+    :param sqs_endpoint_url: the SQS endpoint ORDER_CHANGE notifications are sent
+        to (a local SQS-compatible server); without it the sandbox accepts no SQS
+        destination. Sending needs ``boto3``.
     """
 
     time_scale: float = 1.0
@@ -41,6 +44,7 @@ class SandboxConfig:
     presigned_url_ttl: float = 300
     static_examples: bool = True
     seed: int = 0
+    sqs_endpoint_url: str | None = None
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any] | None) -> SandboxConfig:
@@ -59,6 +63,8 @@ class SandboxConfig:
         values: dict[str, Any] = {}
         for name, value in config.items():
             default = getattr(cls, name)
+            if value is None and default is None:
+                continue
             if isinstance(default, bool):
                 if not isinstance(value, bool):
                     raise ValueError(f"sandbox config {name!r} must be true or false")

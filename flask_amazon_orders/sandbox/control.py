@@ -6,6 +6,15 @@ Besides the feeds it received, the sandbox shows what the seller told Amazon:
 ``?order_id=`` and ``?seller_id=``) and ``GET /_sandbox/orders/<id>/adjustments``
 (one order's adjustments with, per item, what was refunded and cancelled).
 
+``GET /_sandbox/notifications`` (``?order_id=``, ``?seller_id=``) lists the
+``ORDER_CHANGE`` notifications made for sellers subscribed through the
+Notifications API (see :mod:`.notifications_api`): an order created (here, by
+``/orders/generate`` or any other way) or changing status (``/status``,
+``/advance``, an order acknowledgement or adjustment feed, ``confirmShipment``),
+or a buyer's cancellation request, each with the body sent and ``status``
+``delivered``, ``failed`` (with the ``error``) or ``dropped``. The faults of
+operation ``notification`` (``drop``, ``duplicate``) lose or repeat the next ones.
+
 JSON in, JSON out, no authentication (the sandbox listens on loopback). Errors are
 ``{"error": <code>, "message": <text>}`` with status 400 (bad input), 404
 (unknown seller, order or feed) or 409 (already exists).
@@ -95,6 +104,7 @@ def info() -> dict[str, Any]:
             "sellers": len(state.sellers),
             "orders": len(state.orders),
             "feeds": len(state.feeds.feeds),
+            "notifications": len(state.notifications.sent),
         }
 
 
@@ -293,6 +303,24 @@ def order_adjustments(order_id: str) -> dict[str, Any]:
                 for item in order.items
             ],
             "adjustments": [adjustment.to_dict(order) for adjustment in order.adjustments],
+        }
+
+
+# -- notifications -----------------------------------------------------------------------------
+
+
+@bp.get("/notifications")
+@_control
+def list_notifications() -> dict[str, Any]:
+    """The ORDER_CHANGE notifications made (``?order_id=``, ``?seller_id=``), with
+    their bodies and what became of them."""
+    state = get_state()
+    with state.lock:
+        _orders_of(state)  # 404 for an unknown seller or order
+        return {
+            "notifications": state.notifications.listing(
+                request.args.get("seller_id"), request.args.get("order_id")
+            )
         }
 
 

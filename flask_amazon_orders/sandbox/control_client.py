@@ -174,6 +174,22 @@ class SandboxControl:
         """
         return self._call("GET", f"/orders/{order_id}/adjustments")  # type: ignore[no-any-return]
 
+    # -- notifications ---------------------------------------------------------------------
+
+    def notifications(
+        self, order_id: str | None = None, *, seller_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``ORDER_CHANGE`` notifications made for subscribed sellers, oldest first.
+
+        Each is ``{notificationId, sellerId, orderId, changeType, orderStatus,
+        destinationId, createdTime, status, copies, error, messageIds, body}``:
+        ``status`` is ``delivered`` (sent to the destination queue, ``copies``
+        times), ``failed`` (``error`` says why), ``dropped`` (by a ``notification``
+        fault) or ``pending``; ``body`` is the notification as sent.
+        """
+        data = self._call("GET", "/notifications", order_id=order_id, seller_id=seller_id)
+        return data["notifications"]  # type: ignore[no-any-return]
+
     # -- faults and counters ---------------------------------------------------------------
 
     def inject_fault(

@@ -1,9 +1,11 @@
 """Fault injection: make chosen calls fail the way Amazon sometimes does.
 
 A fault names an ``operation`` (an SP-API operationId, ``token`` for the LWA
-endpoint, ``upload``/``download`` for the presigned URLs, or ``*`` for any), a
-``kind`` and how many calls it hits: after ``after`` matching calls have passed
-normally, the next ``count`` matching calls get the fault.
+endpoint, ``upload``/``download`` for the presigned URLs, ``notification`` for
+the ``ORDER_CHANGE`` notifications the sandbox sends, or ``*`` for any call —
+not for notifications), a ``kind`` and how many calls it hits: after ``after``
+matching calls have passed normally, the next ``count`` matching calls get the
+fault.
 
 Kinds:
 
@@ -32,6 +34,10 @@ Kinds:
     Access denied (an S3-style XML error for ``upload``/``download``).
 ``fatal``
     createFeed only: the call succeeds but the feed ends ``FATAL``.
+``drop`` (``notification``)
+    The notification is lost: never sent (the control API lists it as ``dropped``).
+``duplicate``
+    ``notification`` only: the notification is sent twice, as SQS may deliver it.
 
 ``status`` overrides the HTTP status of the error kinds (``429``, ``500``,
 ``500_json``, ``503_html``, ``403``).
@@ -57,13 +63,18 @@ OPERATIONS = (
     "token",
     "upload",
     "download",
+    "notification",
 )
+
+#: The kinds a fault of the ``notification`` operation may have.
+NOTIFICATION_KINDS = frozenset({"drop", "duplicate"})
 
 #: Kinds that are only meaningful for some operations.
 RESTRICTED_KINDS = {
     "expired_pagination_token": frozenset({"searchOrders"}),
     "invalid_grant": frozenset({"token"}),
     "fatal": frozenset({"createFeed"}),
+    "duplicate": frozenset({"notification"}),
 }
 
 #: Kinds whose HTTP status ``status`` may override.
@@ -91,7 +102,7 @@ class Fault:
 
     def matches(self, operation: str) -> bool:
         """Whether this fault applies to a call of ``operation``."""
-        if self.operation not in ("*", operation):
+        if self.operation != operation and (self.operation != "*" or operation == "notification"):
             return False
         allowed = RESTRICTED_KINDS.get(self.kind)
         return allowed is None or operation in allowed
@@ -138,6 +149,10 @@ class FaultRegistry:
         allowed = RESTRICTED_KINDS.get(kind)
         if allowed is not None and operation != "*" and operation not in allowed:
             raise FaultSpecError(f"kind {kind!r} applies only to {', '.join(sorted(allowed))}")
+        if operation == "notification" and kind not in NOTIFICATION_KINDS:
+            raise FaultSpecError(
+                f"a notification fault is one of {', '.join(sorted(NOTIFICATION_KINDS))}"
+            )
         if not _is_int(count) or count < 1:
             raise FaultSpecError("count must be a positive integer")
         if not _is_int(after) or after < 0:

@@ -199,13 +199,20 @@ def _outcome(status: int) -> str:
 SpApiView = Callable[..., tuple[int, str | None]]
 
 
-def sp_api_operation(operation: str) -> Callable[[SpApiView], Callable[..., Response]]:
-    """Turn ``view`` into the endpoint of the SP-API operation ``operation``."""
+def sp_api_operation(
+    operation: str, *, grantless_scope: str | None = None
+) -> Callable[[SpApiView], Callable[..., Response]]:
+    """Turn ``view`` into the endpoint of the SP-API operation ``operation``.
+
+    A grantless operation (``grantless_scope``) takes an access token of the
+    ``client_credentials`` grant for that scope instead of a seller's, and its
+    view gets ``None`` as the seller.
+    """
 
     def decorator(view: SpApiView) -> Callable[..., Response]:
         @functools.wraps(view)
         def endpoint(**kwargs: Any) -> Response:
-            return _run_sp_api(operation, view, kwargs)
+            return _run_sp_api(operation, view, kwargs, grantless_scope)
 
         return endpoint
 
@@ -229,12 +236,38 @@ def _authenticate(state: SandboxState, token: str | None) -> tuple[Seller | None
     return seller, None
 
 
-def _run_sp_api(operation: str, view: SpApiView, kwargs: dict[str, Any]) -> Response:
+def _authenticate_grantless(state: SandboxState, token: str | None, scope: str) -> str | None:
+    """``None`` for a grantless token of ``scope``, else the details of the 403."""
+    if not token:
+        return "Access token is missing in the request header."
+    access = state.access_tokens.get(token)
+    if access is None:
+        return "The access token you provided is invalid."
+    if access.expires_at <= time.time() * 1000:
+        return "The access token you provided has expired."
+    if access.seller_id is not None or access.scope != scope:
+        return (
+            "This operation is grantless: it needs an access token of the client_credentials "
+            f"grant with scope {scope}."
+        )
+    return None
+
+
+#: Whom the usage plan of a grantless operation is counted for (the application).
+GRANTLESS_CALLER = "application"
+
+
+def _run_sp_api(
+    operation: str, view: SpApiView, kwargs: dict[str, Any], grantless_scope: str | None = None
+) -> Response:
     state = get_state()
     rate = state.limiter.headers[operation]
     token = request.headers.get("x-amz-access-token")
     with state.lock:
-        seller, denied = _authenticate(state, token)
+        if grantless_scope is None:
+            seller, denied = _authenticate(state, token)
+        else:
+            seller, denied = None, _authenticate_grantless(state, token, grantless_scope)
         seller_id = seller.seller_id if seller else None
         fault = state.faults.take(operation)
         state.counters.count(operation, seller_id, "calls")
@@ -260,12 +293,12 @@ def _run_sp_api(operation: str, view: SpApiView, kwargs: dict[str, Any]) -> Resp
             )
         else:
             return fault_response(fault, SP_API)
-    if denied is not None or seller is None:
+    if denied is not None or (seller is None and grantless_scope is None):
         with state.lock:
             state.counters.count(operation, seller_id, "errors")
         return json_response(403, error_list("Unauthorized", _DENIED, denied))
     with state.lock:
-        allowed = state.limiter.allow(seller.seller_id, operation)
+        allowed = state.limiter.allow(seller_id or GRANTLESS_CALLER, operation)
         if not allowed:
             state.counters.count(operation, seller_id, "throttled")
     if not allowed:

@@ -32,6 +32,20 @@ USAGE_PLANS: dict[str, UsagePlan] = {
     "cancelFeed": UsagePlan(Decimal("2"), 15),
     "getFeedDocument": UsagePlan(Decimal("0.0222"), 10),
     "confirmShipment": UsagePlan(Decimal("2"), 10),
+    # Notifications API v1: every operation 1 request per second, burst 5.
+    **{
+        operation: UsagePlan(Decimal("1"), 5)
+        for operation in (
+            "createDestination",
+            "getDestinations",
+            "getDestination",
+            "deleteDestination",
+            "createSubscription",
+            "getSubscription",
+            "getSubscriptionById",
+            "deleteSubscriptionById",
+        )
+    },
 }
 
 

@@ -18,6 +18,9 @@ MODELS_DIR = Path(__file__).with_name("models")
 ORDERS_MODEL = "orders_2026-01-01.json"
 ORDERS_V0_MODEL = "ordersV0.json"
 FEEDS_MODEL = "feeds_2021-06-30.json"
+NOTIFICATIONS_MODEL = "notifications.json"
+#: Amazon's JSON Schema (draft-07) of the ORDER_CHANGE notification the sandbox sends.
+ORDER_CHANGE_SCHEMA = "OrderChangeNotification.json"
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 :class:`SandboxState` holds the sellers and their LWA tokens, the orders with
 sorted indexes for searchOrders, the feeds and documents (see :mod:`.feeds`),
+the notification destinations and subscriptions (see :mod:`.notifications`),
 the injected faults, the rate limiter and the call counters. Every read and write
 happens under :attr:`SandboxState.lock` (a re-entrant lock, so feed processors
 may call the state's methods).
@@ -24,6 +25,7 @@ from .faults import FaultRegistry
 from .feeds import FeedStore
 from .generator import ConflictError, OrderFactory, SpecError
 from .marketplaces import DEFAULT_MARKETPLACE_ID, MARKETPLACES, Marketplace
+from .notifications import NotificationCenter
 from .orders import (
     CANCEL_REASONS,
     CANCELLED,
@@ -142,7 +144,8 @@ class SandboxState:
     # -- lifecycle -------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget everything: sellers, tokens, orders, feeds, faults, counters, quotas."""
+        """Forget everything: sellers, tokens, orders, feeds, notification destinations
+        and subscriptions, faults, counters, quotas."""
         with self.lock:
             self.rng = random.Random(self.config.seed)
             self.sellers: dict[str, Seller] = {}
@@ -156,6 +159,7 @@ class SandboxState:
             #: stamped after it, so a paginated window never changes under a client.
             self.max_issued_bound = 0
             self.feeds = FeedStore(self)
+            self.notifications = NotificationCenter(self)
             self.faults.clear()
             self.counters.reset()
             self.limiter.reset()
@@ -269,6 +273,8 @@ class SandboxState:
             for seller_id in touched:
                 self._indexes[seller_id].by_updated.sort()
                 self._indexes[seller_id].by_created.sort()
+            for order in added:
+                self.notifications.order_created(order)
             return added
 
     def create_order(self, spec: Mapping[str, Any]) -> Order:
@@ -304,6 +310,7 @@ class SandboxState:
             order.last_updated = self._change_time(order.last_updated)
             insort(index, (order.last_updated, order.order_id))
             order.invalidate()
+            self.notifications.order_changed(order)
 
     def set_status(
         self,
