@@ -29,7 +29,6 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -751,7 +750,7 @@ def process_feeds(store: Store | int) -> FeedRun:
     loaded = get_store(store)
     store_id = loaded.id
     result = FeedRun()
-    owner = uuid.uuid4().hex
+    owner = leases.new_owner()
     if not leases.acquire(session, store_id, owner, "feeds", FEED_LEASE):
         result.skipped = True
         return result
