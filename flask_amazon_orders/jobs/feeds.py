@@ -309,7 +309,6 @@ class _Run:
         submission.built_at = utcnow()
         for row, message in rows:
             row.message_id = message.message_id
-            row.attempts += 1
         self.commit()
 
     def verify_and_build(self) -> FeedSubmission | None:
@@ -540,6 +539,10 @@ class _Run:
             submission.feed_document_id = document["feedDocumentId"]
             submission.state = "creating"
             submission.create_sent_at = utcnow()
+            # An attempt is a feed: a document that never got that far (a crash,
+            # Amazon down) does not count, or a few restarts would reject it.
+            for row in self._cancellations(submission):
+                row.attempts += 1
             self.commit()
             feed_id = self.client.create_feed(
                 submission.feed_type, [self.store.marketplace_id], document["feedDocumentId"]
