@@ -48,8 +48,10 @@ SELLER_ID = "A2CRASHTEAHOUSE"
 SECRET_KEY = "crash-test-secret"
 #: How long a ``slow`` fault holds the request the child is killed in.
 FAULT_DELAY = 0.2
-#: Operations whose in-flight requests the sandbox finishes after a kill.
+#: The sandbox's counters of answered calls (a call in flight has none yet).
 _OUTCOMES = ("ok", "throttled", "errors")
+#: Seconds between two counts of rows written (a query each time).
+_ROWS_POLL = 0.02
 
 
 @contextlib.contextmanager
@@ -568,7 +570,10 @@ class WorkerProcess:
         return self.returncode
 
     def kill(self) -> None:
-        os.kill(self.pid, signal.SIGKILL)
+        if self.poll() is None:
+            # Not reported yet, so not reaped long ago: the pid is still its own.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
 
 class _Launcher:
@@ -680,7 +685,15 @@ class Worker:
             return lambda: self._counter(served, "ok") >= target
         if point.rows is not None:
             query, count = point.rows, point.count
-            return lambda: self.shop.count(query) >= count
+            checked = [0.0]
+
+            def written() -> bool:
+                if time.monotonic() - checked[0] < _ROWS_POLL:
+                    return False
+                checked[0] = time.monotonic()
+                return self.shop.count(query) >= count
+
+            return written
         # A delay counts from the worker's first request (its start-up is not timed).
         delay = point.delay
         assert delay is not None
@@ -721,11 +734,14 @@ class Worker:
         *,
         kills: int,
         max_runs: int | None = None,
+        run_timeout: float = 120,
     ) -> JobReport:
         """Start the job, kill it at ``next_point(kills_left)``, restart, until it is done.
 
         A kill point the job finishes before is counted as missed; the job is
-        over when a run exits by itself with status 0 and ``done()`` holds.
+        over when a run exits by itself with status 0 and ``done()`` holds. A
+        run that does not end within ``run_timeout`` seconds (waiting for a lease,
+        say) fails the job.
         """
         report = JobReport()
         started = time.monotonic()
@@ -743,6 +759,7 @@ class Worker:
             process = self.start(args)
             report.runs += 1
             hit = False
+            deadline = time.monotonic() + run_timeout
             while process.poll() is None:
                 if ready is not None and ready():
                     assert point is not None
@@ -751,6 +768,13 @@ class Worker:
                     process.kill()
                     hit = True
                     break
+                if time.monotonic() > deadline:
+                    process.kill()
+                    process.wait(60)
+                    raise AssertionError(
+                        f"run {report.runs} did not end in {run_timeout} s:\n"
+                        + process.output.read_text()[-2000:]
+                    )
                 time.sleep(0.002)
             returncode = process.wait(60)
             self.settle()

@@ -2,11 +2,18 @@
 end state exactly that of an uninterrupted run.
 
 The worker is the real CLI on the example shop (order import on, so shop orders
-are created too) in a child process, on a database file (or the PostgreSQL test
-database); the sandbox is served over HTTP by the test process. The kill points
-are chosen by a seeded RNG: set ``AMAZON_ORDERS_CRASH_SEED`` to repeat a run
-(the seed is printed and named in every failure). ``bench/bench_crash.py`` is
-the long run with many more kills.
+are created too) in a process of its own, on a database file (or the PostgreSQL
+test database); the sandbox is served over HTTP by the test process (see
+``crash_harness``). The kill points are chosen by a seeded RNG: set
+``AMAZON_ORDERS_CRASH_SEED`` to repeat a run (the seed is printed and named in
+every failure). ``bench/bench_crash.py`` is the long run with many more kills.
+
+"No duplicate feed messages" means: every cancelled order is in exactly one feed
+that Amazon processed (``DONE``) and no other order is in one; a feed Amazon
+never processed (``FATAL``, ``CANCELLED``) may be followed by one carrying the
+same orders; a document uploaded without createFeed is no feed. A shipment is
+one package on Amazon; sending it again with its packageReferenceId is a replay
+Amazon takes once, and allowed.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crash_harness import FeedScenario, Shop, SyncScenario, histogram
+from crash_harness import FeedScenario, Outcome, Shop, SyncScenario, histogram
 
 pytestmark = [
     pytest.mark.slow,
@@ -46,7 +53,7 @@ def crash_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     Shop(url, "http://127.0.0.1:9").drop()
 
 
-def _print(title: str, outcome) -> None:
+def _print(title: str, outcome: Outcome) -> None:
     report = outcome.report
     print(
         f"{title}: {sum(report.kills.values())} kills ({histogram(report.kills)}), "
