@@ -917,6 +917,7 @@ class FeedPlan:
                 "getOrder (verifying)",
                 "createFeedDocument",
                 "upload",
+                "between upload and createFeed",
                 "createFeed in flight",
             ]
         if shipments:
@@ -936,6 +937,8 @@ class FeedPlan:
         }
         if phase in faults:
             return KillPoint(phase, fault=faults[phase])
+        if phase == "between upload and createFeed":
+            return KillPoint(phase, served="upload", jitter=rng.uniform(0, 0.01))
         if phase == "settling the report":
             return KillPoint(phase, served="download", jitter=rng.uniform(0, 0.02))
         return KillPoint(phase, delay=rng.uniform(0, 0.4))
