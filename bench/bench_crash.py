@@ -145,6 +145,7 @@ def main() -> int:
         print(
             f"feed job {jobs['feeds']}: {sum(report.kills.values())} kills, "
             f"{report.restarts} restarts, {outcome.replays} shipment replays, "
+            f"feed documents: {histogram(outcome.snapshot.feed_submissions)}, "
             f"{len(found.duplicates)} duplicates, {len(found.mismatches)} mismatches, "
             f"{report.seconds:.1f} s",
             flush=True,

@@ -258,6 +258,7 @@ class Snapshot:
     store: dict[str, Any]
     #: Rows per (store, Amazon order id); more than one is a duplicate.
     order_rows: int
+    #: Sync runs and feed documents by state.
     sync_runs: collections.Counter[str]
     feed_submissions: collections.Counter[str]
 
