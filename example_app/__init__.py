@@ -10,7 +10,7 @@ import os
 from decimal import Decimal
 from typing import Any
 
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 from flask_babel import Babel
 
 from flask_amazon_orders import AmazonOrders
@@ -43,6 +43,8 @@ def _acting_user() -> str | None:
 
 
 def _select_locale() -> str | None:
+    if not has_request_context():
+        return None  # the CLI and background jobs: the default language
     # The shop's own choice (its language switch), else the browser's.
     chosen = session.get("lang")
     if chosen in LANGUAGES:

@@ -482,6 +482,34 @@ def test_crash_before_upload_resends_the_same_document(app, db, sandbox, synced,
     assert len(feeds) == 1 and feeds[0]["document"] == document
 
 
+def test_documents_that_never_reach_amazon_do_not_use_up_the_attempts(
+    app, db, sandbox, synced, monkeypatch
+):
+    from flask_amazon_orders.client.http import SPAPIClient
+    from flask_amazon_orders.errors import TransportError
+    from flask_amazon_orders.jobs.feeds import MAX_ATTEMPTS
+
+    store_id, ids, _ = synced
+    cancel_orders(store_id, ids[:2], reason="NoInventory")
+    real = SPAPIClient.upload_feed_document
+
+    def unreachable(self, *args, **kwargs):
+        raise TransportError("connection reset", operation="upload")
+
+    # Each run builds the document again and cannot upload it (Amazon's storage
+    # unreachable, or the worker killed there): no feed reached Amazon.
+    monkeypatch.setattr(SPAPIClient, "upload_feed_document", unreachable)
+    for _ in range(MAX_ATTEMPTS + 1):
+        assert process_feeds(store_id).errors
+    assert sandbox.control.feeds() == []
+    monkeypatch.setattr(SPAPIClient, "upload_feed_document", real)
+    _settle(store_id)
+    assert len(sandbox.control.feeds()) == 1
+    db.session.expire_all()
+    cancellations = db.session.scalars(sa.select(Cancellation)).all()
+    assert {(c.state, c.attempts) for c in cancellations} == {("confirmed", 1)}
+
+
 def test_fatal_feed_is_verified_and_sent_again(app, db, sandbox, synced):
     store_id, ids, _ = synced
     cancel_orders(store_id, ids[:2], reason="NoInventory")

@@ -141,3 +141,20 @@ def test_shop_workflow_changes_status_with_a_valid_form_only(shop):
     assert "Order T1 is now Complete." in ok.data.decode()
     with shop.app_context():
         assert db.session.get(ShopOrder, order_id).status == "Complete"
+
+
+def test_shop_cli_outside_a_request_speaks_the_default_language(shop, sandbox, seller):
+    # The shop's language choice reads the request; the CLI and the worker have none.
+    catalog = [{"sku": sku, "title": title, "price": price} for sku, title, price in CATALOG]
+    sandbox.control.generate_orders(
+        seller["seller_id"], 2, seed=43, catalog=catalog, statuses={"SHIPPED": 1}, afn_share=0
+    )
+    with shop.app_context():
+        store = connect_store(seller, name="Teahouse Amazon.de")
+        assert amazon_orders.sync(store).status == "succeeded"
+    shipped = sandbox.control.list_orders(seller["seller_id"])[0]["orderId"]
+    result = shop.test_cli_runner().invoke(
+        args=["amazon-orders", "cancel", shipped, "--reason", "NoInventory"]
+    )
+    assert result.exit_code == 1, result.output
+    assert f"{shipped}: not cancelled: The order is Shipped; only Unshipped" in result.output

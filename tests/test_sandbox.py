@@ -671,6 +671,29 @@ def test_rate_limit_answers_429_after_the_burst(
     assert counters["sellers"][seller["seller_id"]]["getOrder"]["throttled"] == 1
 
 
+def test_a_request_whose_body_never_comes_is_counted_as_an_error(
+    sandbox: SandboxServer, amazon: Amazon
+) -> None:
+    import socket
+
+    # The client (a worker killed while sending) went away after its headers.
+    request = (
+        "POST /feeds/2021-06-30/feeds HTTP/1.1\r\nHost: sandbox\r\n"
+        f"x-amz-access-token: {amazon.headers['x-amz-access-token']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{"
+    )
+    with socket.create_connection(("127.0.0.1", sandbox.port)) as client:
+        client.sendall(request.encode())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        counts = sandbox.control.counters()["operations"].get("createFeed", {})
+        if counts.get("errors"):
+            break
+        time.sleep(0.01)
+    assert counts == {"calls": 1, "ok": 0, "throttled": 0, "faulted": 0, "errors": 1}
+    assert sandbox.control.feeds() == []
+
+
 def test_the_bucket_refills_at_the_scaled_rate(
     make_sandbox: Callable[..., SandboxServer], http: requests.Session
 ) -> None:

@@ -417,6 +417,50 @@ def test_an_expired_lease_of_a_crashed_sync_is_taken_over(db, store, seller, san
     assert sync_store(store).status == "succeeded"
 
 
+def test_the_lease_of_a_killed_worker_on_this_machine_is_taken_over_at_once(
+    db, store, seller, sandbox
+):
+    import datetime as dt
+    import subprocess
+    import sys
+
+    from flask_amazon_orders.jobs import leases
+    from flask_amazon_orders.jobs.sync import INTERRUPTED
+
+    sandbox.control.generate_orders(seller["seller_id"], 5, seed=16)
+    machine = leases.new_owner().split(".")[0]
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    def held_by(owner: str) -> None:
+        stored = db.session.get(Store, store.id)
+        stored.sync_lease_until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)
+        stored.sync_lease_owner = owner
+        db.session.commit()
+
+    try:
+        # A live worker of this machine, one of another machine, one named the old way.
+        for owner in (
+            f"{machine}.{alive.pid}.1234",
+            f"0123456789.{killed.pid}.1234",
+            uuid.uuid4().hex,
+        ):
+            held_by(owner)
+            assert sync_store(store).status == "skipped", owner
+    finally:
+        alive.kill()
+        alive.wait()
+    # The worker that held it was killed in the middle of a run.
+    db.session.add(SyncRun(store_id=store.id, trigger="cli", status="running"))
+    held_by(f"{machine}.{killed.pid}.1234")
+    assert sync_store(store).status == "succeeded"
+    assert _count(db, AmazonOrder) == 5
+    runs = db.session.scalars(sa.select(SyncRun).order_by(SyncRun.id)).all()
+    assert [(r.status, r.error) for r in runs if r.trigger == "cli"] == [("failed", INTERRUPTED)]
+    assert db.session.get(Store, store.id).sync_lease_owner is None
+
+
 def test_a_change_that_keeps_its_timestamp_is_stored_and_a_repeat_is_not(
     db, store, seller, sandbox
 ):

@@ -36,7 +36,6 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -396,7 +395,6 @@ class _Run:
         submission.built_at = utcnow()
         for row, message in rows:
             row.message_id = message.message_id
-            row.attempts += 1
         self.commit()
 
     def verify_and_build(self) -> FeedSubmission | None:
@@ -653,6 +651,10 @@ class _Run:
             submission.feed_document_id = document["feedDocumentId"]
             submission.state = "creating"
             submission.create_sent_at = utcnow()
+            # An attempt is a feed: a document that never got that far (a crash,
+            # Amazon down) does not count, or a few restarts would reject it.
+            for row in self._cancellations(submission):
+                row.attempts += 1
             self.commit()
             feed_id = self.client.create_feed(
                 submission.feed_type, [self.store.marketplace_id], document["feedDocumentId"]
@@ -895,7 +897,7 @@ def process_feeds(store: Store | int) -> FeedRun:
     loaded = get_store(store)
     store_id = loaded.id
     result = FeedRun()
-    owner = uuid.uuid4().hex
+    owner = leases.new_owner()
     if not leases.acquire(session, store_id, owner, "feeds", FEED_LEASE):
         result.skipped = True
         return result

@@ -3,17 +3,33 @@
 A lease is two columns of the store (until when, and who holds it), taken with a
 compare-and-set ``UPDATE`` that succeeds only when the lease is free or has
 expired, so a crashed worker's store is picked up again once its lease runs out.
+
+The holder's name (:func:`new_owner`) tells which machine and process hold it.
+A worker that finds the lease held by a process of its own machine that no
+longer exists (killed, crashed, its container restarted in the same PID
+namespace) takes it over at once, instead of waiting until it runs out: a
+restarted worker goes on at once. A lease held on another machine is left alone
+until it runs out, since only that machine can tell whether its holder lives.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
+import logging
+import os
+import socket
+import sys
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
 
 from ..errors import AmazonOrdersError
 from ..models import Store, utcnow
+
+log = logging.getLogger("flask_amazon_orders.leases")
 
 
 class LeaseLost(AmazonOrdersError):
@@ -24,10 +40,66 @@ _COLUMNS = {
     "sync": (Store.sync_lease_until, Store.sync_lease_owner),
     "feeds": (Store.feed_lease_until, Store.feed_lease_owner),
 }
+#: Owner names are ``<machine>.<pid>.<random>``, at most 32 characters.
+_MACHINE_CHARS = 10
+_OWNER_CHARS = 32
+
+
+@functools.cache
+def _machine() -> str:
+    """This machine's name for leases: the host name and, on Linux, the boot and
+    the PID namespace, so that process ids compare only where they mean the same."""
+    parts = [socket.gethostname()]
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            parts.append(boot.read().strip())
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        pass
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:_MACHINE_CHARS]
+
+
+def new_owner() -> str:
+    """A new lease holder's name for one run of this process."""
+    head = f"{_machine()}.{os.getpid()}."
+    return head + uuid.uuid4().hex[: _OWNER_CHARS - len(head)]
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this machine (a zombie counts as gone)."""
+    if pid <= 0 or pid == os.getpid() or os.name != "posix":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, owned by someone else
+        return False
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            return False
+    return False
+
+
+def holder_gone(owner: str | None) -> bool:
+    """Whether ``owner`` names a process of this machine that no longer exists."""
+    if not owner:
+        return False
+    machine, _, rest = owner.partition(".")
+    pid, _, _ = rest.partition(".")
+    if machine != _machine() or not pid.isdigit():
+        return False
+    return _process_gone(int(pid))
 
 
 def acquire(session: Any, store_id: int, owner: str, kind: str, duration: dt.timedelta) -> bool:
-    """Take the store's ``kind`` lease for ``duration`` unless someone else holds it."""
+    """Take the store's ``kind`` lease for ``duration`` unless someone else holds it.
+
+    A lease whose holder is a process of this machine that is gone is taken over.
+    """
     until, holder = _COLUMNS[kind]
     now = utcnow()
     result = session.execute(
@@ -37,6 +109,27 @@ def acquire(session: Any, store_id: int, owner: str, kind: str, duration: dt.tim
         .execution_options(synchronize_session=False)
     )
     session.commit()
+    if result.rowcount:
+        return True
+    held_by = session.scalar(sa.select(holder).where(Store.id == store_id))
+    session.commit()
+    if not holder_gone(held_by):
+        return False
+    # Compare-and-set on the dead holder: of two workers restarted at once, one wins.
+    result = session.execute(
+        sa.update(Store)
+        .where(Store.id == store_id, holder == held_by)
+        .values({until: now + duration, holder: owner})
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if result.rowcount:
+        log.warning(
+            "store %s: took over the %s lease of a worker process that is gone (%s)",
+            store_id,
+            kind,
+            held_by,
+        )
     return bool(result.rowcount)
 
 

@@ -27,7 +27,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -77,6 +76,11 @@ _CANCELLED_HERE = ("queued", "sent", "confirmed")
 #: … and an older copy of Amazon's may still show the order in one of these.
 _NOT_YET_CANCELLED = ("Unshipped", "Pending", "PendingAvailability")
 
+#: What a run whose worker died (killed, crashed) says on the dashboard.
+INTERRUPTED = (
+    "The worker running this sync stopped before it finished (stopped or crashed); "
+    "the next run went on from the page it had reached."
+)
 #: Amazon keeps a pagination token for 24 hours; resume only well within that.
 PAGE_TOKEN_MAX_AGE = dt.timedelta(hours=23)
 #: How long a sync holds its store; renewed with every page, so only a crashed
@@ -469,7 +473,7 @@ def sync_store(
     settings = ext.settings
     store = loaded = get_store(store)
     store_id = store.id
-    owner = uuid.uuid4().hex
+    owner = leases.new_owner()
     if not leases.acquire(session, store_id, owner, "sync", SYNC_LEASE):
         run = SyncRun(
             store_id=store_id,
@@ -482,6 +486,14 @@ def sync_store(
         session.commit()
         log.info("%s: skipped, another sync of this store is running", loaded.name)
         return run
+    # Holding the lease, no other sync of this store runs: a run still marked
+    # running is one whose worker died (its lease ran out or was taken over).
+    session.execute(
+        sa.update(SyncRun)
+        .where(SyncRun.store_id == store_id, SyncRun.status == "running")
+        .values(status="failed", finished_at=utcnow(), error=INTERRUPTED)
+        .execution_options(synchronize_session=False)
+    )
     run = SyncRun(store_id=store.id, trigger=trigger, status="running")
     session.add(run)
     store.last_sync_at = run.started_at = utcnow()

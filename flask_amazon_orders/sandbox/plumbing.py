@@ -187,6 +187,13 @@ def _post_process(response: Response, kind: str | None) -> Response:
     return response
 
 
+def _count_failed(state: SandboxState, operation: str, seller_id: str | None) -> None:
+    """Count a call whose view raised (a client that went away before its body
+    came, say) as an error, so that every call has an outcome."""
+    with state.lock:
+        state.counters.count(operation, seller_id, "errors")
+
+
 def _outcome(status: int) -> str:
     if status == 429:
         return "throttled"
@@ -310,6 +317,9 @@ def _run_sp_api(
         status, body = view(state, seller, **kwargs)
     except ApiError as exc:
         status, body = exc.status, error_list(exc.code, exc.message, exc.details)
+    except Exception:
+        _count_failed(state, operation, seller_id)
+        raise
     if post is None:
         with state.lock:
             state.counters.count(operation, seller_id, _outcome(status))
@@ -356,7 +366,11 @@ def plain_operation(
                     post = fault.kind
                 else:
                     return fault_response(fault, family)
-            response = view(state, **kwargs)
+            try:
+                response = view(state, **kwargs)
+            except Exception:
+                _count_failed(state, operation, seller_id)
+                raise
             if post is None:
                 with state.lock:
                     state.counters.count(operation, seller_id, _outcome(response.status_code))
