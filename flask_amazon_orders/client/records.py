@@ -139,6 +139,8 @@ _AMOUNT_STEP = Decimal("0.0001")
 MAX_QUANTITY = 2**31 - 1
 #: A JSON number in text (RFC 7159), as the model's ``Decimal`` is written.
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+#: One that surely fits ``NUMERIC(18, 4)``, as Amazon writes them (the fast path).
+_PLAIN_AMOUNT = re.compile(r"-?[0-9]{1,14}(?:\.[0-9]{1,4})?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 #: What no database text column takes: NUL, and unpaired surrogates (not UTF-8).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -173,6 +175,14 @@ class _Reader:
             if required:
                 raise self.fail(f"missing {key!r}")
             return None
+        # (isascii() is a flag lookup: most values need no scan for surrogates.)
+        if (
+            type(value) is str
+            and (limit is None or len(value) <= limit)
+            and "\x00" not in value
+            and (value.isascii() or not _UNSTORABLE.search(value))
+        ):
+            return value
         return self.check_text(value, key, limit)
 
     def check_text(self, value: Any, key: str, limit: int | None = None) -> str:
@@ -226,7 +236,8 @@ class _Reader:
         if type(code) is not str or not code:
             raise self.fail("a Money value lacks amount or currencyCode")
         text = raw if type(raw) is str else str(raw)
-        if not _DECIMAL.fullmatch(text):
+        plain = _PLAIN_AMOUNT.fullmatch(text)
+        if not plain and not _DECIMAL.fullmatch(text):
             if text.lower().lstrip("+-").startswith(("nan", "snan", "inf")):
                 raise self.fail(f"amount {text[:40]!r} is not a finite number")
             raise self.fail(f"amount {text[:40]!r} is not a decimal number")
@@ -236,6 +247,8 @@ class _Reader:
             if not _CURRENCY.fullmatch(code):
                 raise self.fail(f"currencyCode {code[:40]!r} is not a three-letter code")
             currency.append(code)
+        if plain:  # in range, at most four decimals
+            return Decimal(text)
         return self.in_range(Decimal(text), "amount")
 
     def in_range(self, number: Decimal, what: str) -> Decimal:
@@ -314,7 +327,8 @@ def _item(reader: _Reader, raw: Any, status: str, currency: list[str]) -> ItemRe
     if item_tax is None and shipping_tax is None and "TAX" in sums:
         item_tax = sums["TAX"]
     for kind, value in sums.items():
-        reader.in_range(value, f"the sum of the {kind} breakdowns")
+        if not -MAX_AMOUNT < value < MAX_AMOUNT:  # sums of amounts: four decimals at most
+            reader.in_range(value, f"the sum of the {kind} breakdowns")
     total = reader.money(proceeds, "proceedsTotal", currency) if proceeds else None
     if total is None and sums:
         total = sum((v for k, v in sums.items() if ":" not in k), Decimal(0))
@@ -432,8 +446,8 @@ def parse_order(raw: Any, *, operation: str | None = None) -> OrderRecord:
     deliver_by = _window(reader, fulfillment, "deliverByWindow")
     fulfilled_by = reader.text(fulfillment, "fulfilledBy")
     channel_code = CHANNEL_FROM_AMAZON.get(fulfilled_by or "", fulfilled_by)
-    if channel_code is not None:
-        reader.check_text(channel_code, "fulfilledBy", MAX_LENGTHS["fulfillment_channel"])
+    if channel_code is not None and len(channel_code) > MAX_LENGTHS["fulfillment_channel"]:
+        raise reader.fail(f"'fulfilledBy' {channel_code[:40]!r} is not AMAZON or MERCHANT")
     purchased_at = reader.time(raw, "createdTime", required=True)
     updated_at = reader.time(raw, "lastUpdatedTime", required=True)
     assert purchased_at is not None and updated_at is not None
