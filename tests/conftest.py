@@ -133,7 +133,7 @@ def make_app(database_url: str, sandbox_url: str, **config: Any) -> tuple[Flask,
     return app, db
 
 
-@pytest.fixture(name="make_app")
+@pytest.fixture(name="make_app", scope="session")
 def make_app_fixture() -> Any:
     """:func:`make_app` itself, for tests that run their own sandbox."""
     return make_app

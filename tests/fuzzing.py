@@ -24,9 +24,17 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from hypothesis import settings
 from hypothesis import strategies as st
 
 MODELS = Path(__file__).parents[1] / "flask_amazon_orders" / "sandbox" / "models"
+
+
+def scaled(factor: float) -> settings:
+    """Settings with the active profile's ``max_examples`` times ``factor``: a slow test
+    runs fewer examples than a quick one, in the ``ci`` and the ``long`` profile alike."""
+    return settings(max_examples=max(5, int(settings.default.max_examples * factor)))
+
 
 #: Strings that have tripped parsers somewhere: numbers in words, numbers too big
 #: for a float or an int column, lenient Decimal syntax, non-ASCII digits, NUL,

@@ -28,12 +28,13 @@ from fuzzing import (
     orders,
     problems_storing,
     reports,
+    scaled,
     valid_answer,
     valid_orders,
     valid_report,
 )
 from helpers import TOKEN_PATH, FakeAmazon, serve_fake_amazon
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from werkzeug.wrappers import Response
 
@@ -64,11 +65,6 @@ from flask_amazon_orders.errors import (
     SPAPIError,
 )
 from flask_amazon_orders.models import AmazonOrder, AmazonOrderItem
-
-
-def scaled(factor: float) -> settings:
-    """The active profile's ``max_examples`` times ``factor`` (``ci`` is quick, ``long`` is not)."""
-    return settings(max_examples=max(10, int(settings.default.max_examples * factor)))
 
 
 def _with(path: list[Any], value: Any, order_index: int = 0) -> dict[str, Any]:

@@ -392,6 +392,17 @@ def _strings(source: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, st
     return picked or None
 
 
+def order_id_of(raw: Any) -> str | None:
+    """The ``orderId`` of a raw order if :func:`parse_order` would take it, else ``None``
+    (to name an order that cannot be read)."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return _Reader(None).text(raw, "orderId", True, MAX_LENGTHS["amazon_order_id"])
+    except MalformedResponseError:
+        return None
+
+
 def parse_order(raw: Any, *, operation: str | None = None) -> OrderRecord:
     """Parse one Orders v2026-01-01 ``Order`` object into an :class:`OrderRecord`."""
     reader = _Reader(operation)
