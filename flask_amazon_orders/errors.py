@@ -12,6 +12,18 @@ token) is ever put into an exception message.
 
 from __future__ import annotations
 
+import re
+
+#: What no database text column takes (a log line neither): NUL and unpaired surrogates.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str | None) -> str | None:
+    """``text`` with NUL and unpaired surrogates replaced, so that it can be stored."""
+    if text is None or not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
+
 
 class AmazonOrdersError(Exception):
     """Root of every error raised by Flask-Amazon-Orders."""
@@ -38,6 +50,9 @@ class SPAPIError(AmazonOrdersError):
     :param request_id: the ``x-amzn-RequestId`` response header, if any.
     :param operation: the SP-API operation name, such as ``searchOrders``.
     :param details: Amazon's ``details`` text, if any.
+
+    Every text is kept without NUL characters and unpaired surrogates (replaced by
+    U+FFFD), so an error can be stored and logged whatever the answer held.
     """
 
     #: Whether the same request may succeed when it is sent again later.
@@ -53,12 +68,12 @@ class SPAPIError(AmazonOrdersError):
         operation: str | None = None,
         details: str | None = None,
     ) -> None:
-        self.message = message
+        self.message = _storable(message) or ""
         self.status = status
-        self.code = code
-        self.request_id = request_id
+        self.code = _storable(code)
+        self.request_id = _storable(request_id)
         self.operation = operation
-        self.details = details
+        self.details = _storable(details)
         super().__init__(str(self))
 
     def __str__(self) -> str:

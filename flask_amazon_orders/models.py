@@ -535,3 +535,25 @@ class SyncRun(Base):
 
     def __repr__(self) -> str:
         return f"<SyncRun {self.id} store={self.store_id} {self.status}>"
+
+
+class UnreadableOrder(Base):
+    """An order Amazon listed that could not be read (a field missing, of the wrong
+    type, out of range …): nothing of it is stored. The sync names it on its run and
+    reads it again (``getOrder``) at every run until it can be stored."""
+
+    __tablename__ = "amazon_unreadable_orders"
+    __table_args__ = (sa.UniqueConstraint("store_id", "amazon_order_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_stores.id", ondelete="CASCADE"))
+    amazon_order_id: Mapped[str] = mapped_column(sa.String(32))
+    #: Why it could not be read, naming the field.
+    error: Mapped[str] = mapped_column(sa.Text)
+    #: How often it was read and could not be stored.
+    attempts: Mapped[int] = mapped_column(default=1)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_tried_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<UnreadableOrder {self.amazon_order_id} store={self.store_id}>"

@@ -3,6 +3,10 @@
 Tests use an in-memory-like SQLite file by default. Set
 ``AMAZON_ORDERS_TEST_DATABASE_URL`` (e.g.
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) to run them on PostgreSQL.
+
+The property tests (hypothesis) run the ``ci`` profile: few examples, the same
+ones at every run (derandomized, no example database), so CI is quick and a
+failure reproduces. ``HYPOTHESIS_PROFILE=long`` runs many more, randomly drawn.
 """
 
 from __future__ import annotations
@@ -21,12 +25,19 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from helpers import connect_store
+from hypothesis import settings
 
 from flask_amazon_orders import AmazonOrders
 from flask_amazon_orders.client import InMemoryRateLimiter
 from flask_amazon_orders.sandbox import SandboxServer
 
 DATABASE_URL_VAR = "AMAZON_ORDERS_TEST_DATABASE_URL"
+
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, derandomize=True, database=None, print_blob=True
+)
+settings.register_profile("long", max_examples=2000, deadline=None, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _postgres_up(url: str) -> bool:

@@ -16,13 +16,12 @@ import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.wrappers import Request, Response
+from helpers import TOKEN_PATH, FakeAmazon, amazon_error, json_response, serve_fake_amazon
+from werkzeug.wrappers import Response
 
 from flask_amazon_orders.client import (
     ENDPOINTS,
@@ -57,117 +56,15 @@ REFRESH_TOKEN = "Atzr|SUPERSECRET-refresh"
 ORDERS = "/orders/2026-01-01/orders"
 FEEDS = "/feeds/2021-06-30/feeds"
 DOCUMENTS = "/feeds/2021-06-30/documents"
-TOKEN_PATH = "/auth/o2/token"
 
 
-# -- a scriptable fake server ----------------------------------------------------------
-
-
-@dataclass
-class Seen:
-    """One request the server received."""
-
-    method: str
-    path: str
-    args: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
-Responder = Response | Callable[[Request], Response]
-
-
-def json_response(body: Any, status: int = 200, **headers: str) -> Response:
-    headers.setdefault("x-amzn-RequestId", f"rid-{status}")
-    return Response(json.dumps(body), status, headers, content_type="application/json")
-
-
-def amazon_error(status: int, code: str, message: str, details: str | None = None) -> Response:
-    error = {"code": code, "message": message}
-    if details is not None:
-        error["details"] = details
-    return json_response({"errors": [error]}, status)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args: Any) -> None:
-        pass
-
-
-class FakeAmazon:
-    """A WSGI app with scripted responses per (method, path); the last one repeats."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self.routes: dict[tuple[str, str], list[Responder]] = {}
-        self.seen: list[Seen] = []
-        self.lock = threading.Lock()
-        self.tokens_issued = 0
-        self.release = threading.Event()  # lets slow handlers finish at teardown
-        self.on("POST", TOKEN_PATH, self.issue_token)
-
-    def on(self, method: str, path: str, *responders: Responder) -> None:
-        self.routes[(method, path)] = list(responders)
-
-    def issue_token(self, request: Request) -> Response:
-        with self.lock:
-            self.tokens_issued += 1
-            number = self.tokens_issued
-        return json_response(
-            {
-                "access_token": f"Atza|SUPERSECRET-access-{number}",
-                "token_type": "bearer",
-                "expires_in": 3600,
-                "refresh_token": REFRESH_TOKEN,
-            }
-        )
-
-    def slow(self, seconds: float, then: Responder) -> Callable[[Request], Response]:
-        def respond(request: Request) -> Response:
-            self.release.wait(seconds)
-            return then if isinstance(then, Response) else then(request)
-
-        return respond
-
-    def requests_to(self, path: str) -> list[Seen]:
-        return [seen for seen in self.seen if seen.path == path]
-
-    def __call__(self, environ: Any, start_response: Any) -> Any:
-        request = Request(environ)
-        seen = Seen(
-            request.method,
-            request.path,
-            request.args.to_dict(),
-            dict(request.headers),
-            request.get_data(),
-        )
-        with self.lock:
-            self.seen.append(seen)
-            queue = self.routes.get((request.method, request.path))
-            responder: Responder | None = None
-            if queue:
-                responder = queue.pop(0) if len(queue) > 1 else queue[0]
-        if responder is None:
-            response = amazon_error(404, "NoRoute", f"no route for {request.path}")
-        elif isinstance(responder, Response):
-            response = responder
-        else:
-            response = responder(request)
-        return response(environ, start_response)
+# -- a scriptable fake server (tests/helpers.py) ----------------------------------------
 
 
 @pytest.fixture
 def amazon() -> Iterator[FakeAmazon]:
-    fake = FakeAmazon()
-    server = make_server("127.0.0.1", 0, fake, threaded=True, request_handler=_QuietHandler)
-    fake.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield fake
-    fake.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve_fake_amazon(refresh_token=REFRESH_TOKEN) as fake:
+        yield fake
 
 
 class RawServer:

@@ -157,11 +157,20 @@ class ProcessingReport:
         )
 
 
+#: A MessageID or a count of the report: ASCII digits (``str.isdigit`` takes "²" too).
+_NUMBER = re.compile(r"[0-9]{1,20}")
+
+
 def _count(element: ET.Element | None, name: str) -> int | None:
-    if element is None:
+    """A count of the ProcessingSummary, ``None`` if absent. :raises MalformedResponseError:"""
+    text = None if element is None else element.findtext(name)
+    if text is None:
         return None
-    text = (element.findtext(name) or "").strip()
-    return int(text) if text.isdigit() else None
+    if not _NUMBER.fullmatch(text.strip()):
+        raise MalformedResponseError(
+            f"The processing report's {name} is not a number.", operation="getFeedDocument"
+        )
+    return int(text)
 
 
 def parse_processing_report(document: bytes) -> ProcessingReport:
@@ -174,6 +183,10 @@ def parse_processing_report(document: bytes) -> ProcessingReport:
     except ET.ParseError as exc:
         raise MalformedResponseError(
             f"The processing report is not well-formed XML: {exc}", operation="getFeedDocument"
+        ) from None
+    except (LookupError, ValueError) as exc:  # an encoding expat cannot read
+        raise MalformedResponseError(
+            f"The processing report's encoding cannot be read: {exc}", operation="getFeedDocument"
         ) from None
     report = root.find("Message/ProcessingReport")
     if root.tag != "AmazonEnvelope" or report is None:
@@ -192,7 +205,7 @@ def parse_processing_report(document: bytes) -> ProcessingReport:
     for result in report.findall("Result"):
         message_id = (result.findtext("MessageID") or "").strip()
         code = (result.findtext("ResultCode") or "").strip()
-        if not message_id.isdigit() or code not in ("Error", "Warning"):
+        if not _NUMBER.fullmatch(message_id) or code not in ("Error", "Warning"):
             raise MalformedResponseError(
                 "A Result of the processing report has no valid MessageID or ResultCode.",
                 operation="getFeedDocument",

@@ -73,6 +73,11 @@ _DOCUMENTS: Final = "/feeds/2021-06-30/documents"
 DateTimeLike = dt.datetime | str
 Values = Sequence[str] | str
 
+#: The slowest rate adopted from ``x-amzn-RateLimit-Limit`` (one call in about three
+#: hours; Amazon's slowest published rate is 0.0056/s). A slower announcement is
+#: ignored: the limiter would otherwise wait for ages, or past what sleep() takes.
+MIN_ADOPTED_RATE: Final = 0.0001
+
 
 @cache
 def default_user_agent() -> str:
@@ -491,7 +496,7 @@ class SPAPIClient:
             rate = float(value)
         except ValueError:
             return
-        if rate > 0 and math.isfinite(rate):
+        if rate >= MIN_ADOPTED_RATE and math.isfinite(rate):
             self.rate_limiter.update_rate((self.seller_key, operation), rate)
 
     def _call(

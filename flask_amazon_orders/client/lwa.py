@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +33,9 @@ LWA_TOKEN_URL: Final = "https://api.amazon.com/auth/o2/token"
 
 #: The operation name used for token requests in errors, logs and client stats.
 LWA_OPERATION: Final = "lwaToken"
+
+#: An access token goes into a header: visible ASCII only.
+_TOKEN = re.compile(r"[!-~]+")
 
 
 @dataclass(frozen=True)
@@ -116,15 +121,15 @@ def parse_token_response(
     """
     try:
         data = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         data = None
     if not isinstance(data, dict):
         data = None
 
     if 200 <= status < 300:
         token = data.get("access_token") if data else None
-        expires_in = data.get("expires_in", 3600) if data else None
-        if not isinstance(token, str) or not token or not isinstance(expires_in, (int, float)):
+        expires_in = _lifetime(data.get("expires_in", 3600)) if data else None
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token) or expires_in is None:
             error = LWAError(
                 "the LWA token response is not a JSON object with access_token and expires_in",
                 status=status,
@@ -133,7 +138,7 @@ def parse_token_response(
             )
             error.retryable = True
             raise error
-        return AccessToken(token, float(expires_in))
+        return AccessToken(token, expires_in)
 
     code = data.get("error") if data else None
     description = data.get("error_description") if data else None
@@ -153,6 +158,17 @@ def parse_token_response(
     if status == 429 or status >= 500:
         error.retryable = True
     raise error
+
+
+def _lifetime(value: object) -> float | None:
+    """``expires_in`` as positive, finite seconds, or ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond any float
+        return None
+    return seconds if 0 < seconds < math.inf else None
 
 
 @dataclass

@@ -6,8 +6,11 @@ and the ``x-amzn-RequestId``. A body that is not Amazon's JSON error list (an HT
 error page, an empty body, S3's XML) still gives a clear message.
 
 :func:`parse_body` reads a 2xx body exactly once and checks the top-level fields
-the model requires for the operation, so that a truncated or foreign body is a
-:class:`~flask_amazon_orders.errors.MalformedResponseError`, never "no orders".
+the model requires for the operation (and the optional ones the client reads),
+so that a truncated or foreign body is a
+:class:`~flask_amazon_orders.errors.MalformedResponseError`, never "no orders", and
+no value the client passes on (into a URL, a header, a database column) can fail
+there instead.
 
 Response bodies are never copied into messages except Amazon's own error texts,
 so no buyer data ends up in an exception or a log line.
@@ -40,6 +43,29 @@ REQUIRED_FIELDS: Final[Mapping[str, tuple[tuple[str, type], ...]]] = {
     "getFeeds": (("feeds", list),),
     "getFeedDocument": (("feedDocumentId", str), ("url", str)),
 }
+#: Operation -> the optional top-level fields the client reads: ``null`` or this type.
+OPTIONAL_FIELDS: Final[Mapping[str, tuple[tuple[str, type], ...]]] = {
+    "searchOrders": (("pagination", dict), ("lastUpdatedBefore", str)),
+    "getFeed": (("resultFeedDocumentId", str),),
+    "getFeeds": (("nextToken", str),),
+    "getFeedDocument": (("compressionAlgorithm", str),),
+}
+#: Fields that take only the model's values.
+FIELD_VALUES: Final[Mapping[str, tuple[str, ...]]] = {
+    "processingStatus": ("CANCELLED", "DONE", "FATAL", "IN_PROGRESS", "IN_QUEUE"),
+    "compressionAlgorithm": ("GZIP",),
+}
+#: Ids the client puts into paths and the feed job stores: at most this long (the
+#: columns that keep them), without NUL or unpaired surrogates.
+ID_LENGTHS: Final[Mapping[str, int]] = {
+    "feedId": 40,
+    "feedDocumentId": 200,
+    "resultFeedDocumentId": 200,
+}
+#: What no database text column, URL or header takes: NUL and unpaired surrogates.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: A presigned URL: http(s), visible ASCII only.
+_URL = re.compile(r"https?://[!-~]+")
 
 _STATUS_CLASSES: Final[Mapping[int, type[SPAPIError]]] = {
     400: InvalidInputError,
@@ -92,7 +118,7 @@ def error_for_response(
     code = message = details = None
     try:
         data: Any = json.loads(body) if body.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         data = None
     if isinstance(data, dict):
         errors = data.get("errors")
@@ -127,9 +153,17 @@ def error_for_response(
 def parse_body(
     operation: str, status: int, headers: Mapping[str, str], body: bytes
 ) -> dict[str, Any]:
-    """Parse a 2xx JSON body and check the fields :data:`REQUIRED_FIELDS` names.
+    """Parse a 2xx JSON body and check the fields the client and the jobs read.
 
-    :raises MalformedResponseError: the body is not a JSON object or lacks a field.
+    The fields :data:`REQUIRED_FIELDS` names must be there, those of
+    :data:`OPTIONAL_FIELDS` may be absent or ``null``; each of its type, a string
+    without NUL or unpaired surrogates, an id no longer than :data:`ID_LENGTHS`
+    says, one of the :data:`FIELD_VALUES`, a URL an http(s) one. So are
+    ``pagination.nextToken`` of ``searchOrders`` and the ``feedId`` of each feed of
+    ``getFeeds``.
+
+    :raises MalformedResponseError: the body is not a JSON object (or is nested too
+        deeply to read), or a field is missing or wrong.
     """
 
     def malformed(message: str) -> MalformedResponseError:
@@ -139,6 +173,8 @@ def parse_body(
 
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise malformed("the response body is JSON nested too deeply to read") from None
     except ValueError as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "undecodable text"
         if not body.strip():
@@ -150,8 +186,54 @@ def parse_body(
         ) from None
     if not isinstance(data, dict):
         raise malformed("the response body is not a JSON object")
-    for name, kind in REQUIRED_FIELDS.get(operation, ()):
-        value = data.get(name)
-        if not isinstance(value, kind) or (kind is str and not value):
+    fields = [
+        (name, data.get(name), kind, True) for name, kind in REQUIRED_FIELDS.get(operation, ())
+    ]
+    fields += [
+        (name, data.get(name), kind, False) for name, kind in OPTIONAL_FIELDS.get(operation, ())
+    ]
+    if operation == "searchOrders" and isinstance(data.get("pagination"), dict):
+        fields.append(("pagination.nextToken", data["pagination"].get("nextToken"), str, False))
+    elif operation == "getFeeds" and isinstance(data.get("feeds"), list):
+        fields += [
+            ("feedId", feed.get("feedId") if isinstance(feed, dict) else None, str, True)
+            for feed in data["feeds"]
+        ]
+    for name, value, kind, required in fields:
+        if required and (not isinstance(value, kind) or value == ""):
             raise malformed(f"the response lacks the required field {name!r}")
+        problem = _field_problem(name, value, kind)
+        if problem:
+            raise malformed(f"the field {name!r} {problem}")
     return data
+
+
+_TYPE_NAMES: Final[Mapping[type, str]] = {str: "string", dict: "JSON object", list: "JSON array"}
+
+
+def _field_problem(name: str, value: Any, kind: type) -> str | None:
+    """What is wrong with a field the client passes on, if anything (absent is fine)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, kind):
+        return f"is not a {_TYPE_NAMES[kind]}"
+    if not isinstance(value, str):
+        return None
+    if _UNSTORABLE.search(value):
+        return "contains a NUL character or an unpaired surrogate"
+    if name in FIELD_VALUES and value not in FIELD_VALUES[name]:
+        return f"has an unknown value {value[:40]!r}"
+    if name == "url" and not _URL.fullmatch(value):
+        return "is not an http(s) URL"
+    if name in ID_LENGTHS and len(value) > ID_LENGTHS[name]:
+        return f"is longer than {ID_LENGTHS[name]} characters"
+    return None
+    if _UNSTORABLE.search(value):
+        return "contains a NUL character or an unpaired surrogate"
+    if name in FIELD_VALUES and value not in FIELD_VALUES[name]:
+        return f"has an unknown value {value[:40]!r}"
+    if name == "url" and not _URL.fullmatch(value):
+        return "is not an http(s) URL"
+    if name in ID_LENGTHS and len(value) > ID_LENGTHS[name]:
+        return f"is longer than {ID_LENGTHS[name]} characters"
+    return None

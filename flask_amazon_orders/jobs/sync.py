@@ -8,6 +8,13 @@ each page in one transaction: new orders and items are inserted, changed ones
 updated, unchanged ones (same ``lastUpdatedTime``) not touched. Every new order
 and every status change gets an :class:`~flask_amazon_orders.models.OrderEvent`.
 
+An order that cannot be read (:func:`~..client.records.parse_order` finds a
+field missing, of the wrong type or out of range) does not hold up the others:
+the rest of its page is stored, and the order is kept in
+:class:`~flask_amazon_orders.models.UnreadableOrder` (in the page's commit) with
+the reason, named on every run's record, and read again with ``getOrder`` at the
+end of every run until it can be stored.
+
 The cursor moves only when the whole window is stored, in the same commit as the
 last page. While a window is open, the next page's token is committed with each
 page, so a sync that fails (throttling storm, 503, timeout, a crash) resumes at
@@ -39,6 +46,7 @@ from ..client.records import (
     INCLUDED_DATA,
     STATUS_LABELS,
     OrderRecord,
+    order_id_of,
     parse_order,
 )
 from ..crypto import buyer_data_context
@@ -47,6 +55,7 @@ from ..errors import (
     ConfigurationError,
     InvalidInputError,
     MalformedResponseError,
+    NotFoundError,
 )
 from ..extension import AmazonOrders, get_extension
 from ..models import (
@@ -56,6 +65,7 @@ from ..models import (
     OrderEvent,
     Store,
     SyncRun,
+    UnreadableOrder,
     metadata,
     utcnow,
 )
@@ -86,6 +96,8 @@ PAGE_TOKEN_MAX_AGE = dt.timedelta(hours=23)
 #: How long a sync holds its store; renewed with every page, so only a crashed
 #: sync's lease runs out.
 SYNC_LEASE = dt.timedelta(minutes=30)
+#: Unreadable orders read again (``getOrder``) per run at most, the longest untried first.
+RETRY_UNREADABLE = 20
 
 _ORDER_FIELDS = (
     "seller_order_id",
@@ -409,6 +421,150 @@ def _store_page(
         _update_changed(ext, changed, latest, progress)
 
 
+def _parse_page(raw_orders: list[Any]) -> tuple[list[OrderRecord], list[tuple[str | None, str]]]:
+    """The page's orders as records, and ``(orderId or None, why)`` of those that
+    cannot be read."""
+    records = []
+    unreadable = []
+    for raw in raw_orders:
+        try:
+            records.append(parse_order(raw, operation="searchOrders"))
+        except MalformedResponseError as exc:
+            unreadable.append((order_id_of(raw), exc.message))
+    return records, unreadable
+
+
+def _note_unreadable(
+    session: Any,
+    store_id: int,
+    records: Sequence[OrderRecord],
+    unreadable: Sequence[tuple[str | None, str]],
+) -> list[str]:
+    """Keep the unreadable orders (with the page, in its transaction) and forget the
+    ones now read; return why the orders without a usable id could not be read."""
+    read = {record.amazon_order_id for record in records}
+    if read:
+        session.execute(
+            sa.delete(UnreadableOrder).where(
+                UnreadableOrder.store_id == store_id,
+                UnreadableOrder.amazon_order_id.in_(read),
+            )
+        )
+    errors = {
+        order_id: why if why.startswith(f"order {order_id}: ") else f"order {order_id}: {why}"
+        for order_id, why in unreadable
+        if order_id and order_id not in read
+    }
+    for why in errors.values():
+        log.warning("store %s: an Amazon order could not be read: %s", store_id, why)
+    if errors:
+        now = utcnow()
+        known = {
+            row.amazon_order_id: row
+            for row in session.scalars(
+                sa.select(UnreadableOrder).where(
+                    UnreadableOrder.store_id == store_id,
+                    UnreadableOrder.amazon_order_id.in_(list(errors)),
+                )
+            )
+        }
+        for order_id, why in errors.items():
+            row = known.get(order_id)
+            if row is None:
+                session.add(
+                    UnreadableOrder(
+                        store_id=store_id,
+                        amazon_order_id=order_id,
+                        error=why,
+                        first_seen_at=now,
+                        last_tried_at=now,
+                    )
+                )
+            else:
+                row.error = why
+                row.attempts += 1
+                row.last_tried_at = now
+    nameless = [why for order_id, why in unreadable if not order_id]
+    for why in nameless:
+        log.warning("store %s: an Amazon order without a usable id was skipped: %s", store_id, why)
+    return nameless
+
+
+def _retry_unreadable(
+    app: Any, client: Any, store: Store, run: SyncRun, included: list[str]
+) -> None:
+    """Read the store's unreadable orders again (``getOrder``), the longest untried
+    first, and store those that can be read now (and commit)."""
+    ext = get_extension()
+    session = ext.session
+    rows = list(
+        session.scalars(
+            sa.select(UnreadableOrder)
+            .where(UnreadableOrder.store_id == store.id)
+            .order_by(UnreadableOrder.last_tried_at, UnreadableOrder.id)
+            .limit(RETRY_UNREADABLE)
+        )
+    )
+    if not rows:
+        return
+    records: list[OrderRecord] = []
+    errors: list[tuple[str | None, str]] = []
+    for row in rows:
+        try:
+            raw = client.get_order(row.amazon_order_id, included_data=included)
+            record = parse_order(raw, operation="getOrder")
+        except MalformedResponseError as exc:
+            errors.append((row.amazon_order_id, exc.message))
+            continue
+        except NotFoundError as exc:  # the reason stays the one it was listed with
+            log.warning("%s: getOrder does not find %s: %s", store.name, row.amazon_order_id, exc)
+            errors.append((row.amazon_order_id, row.error))
+            continue
+        except AmazonOrdersError as exc:
+            # Amazon cannot be asked now (throttled, down …): the next run asks again.
+            log.warning("%s: reading unreadable orders again failed: %s", store.name, exc)
+            break
+        if record.amazon_order_id != row.amazon_order_id:
+            errors.append((row.amazon_order_id, "getOrder answered with another order"))
+            continue
+        records.append(record)
+    page = PageProgress(store=store, run=run, page=run.pages, orders=len(records), last_page=True)
+    _store_page(ext, store.id, records, page)
+    _note_unreadable(session, store.id, records, errors)
+    run.orders_created += len(page.created)
+    run.orders_updated += len(page.updated) + len(page.status_changes)
+    _count_calls(run, client)
+    session.commit()
+    _send_signals(app, session, page)
+
+
+def _unreadable_summary(session: Any, store_id: int, nameless: list[str]) -> str | None:
+    """The run's note on the orders that could not be read, or ``None``."""
+    count = session.scalar(sa.select(sa.func.count()).where(UnreadableOrder.store_id == store_id))
+    if not count and not nameless:
+        return None
+    shown = list(
+        session.scalars(
+            sa.select(UnreadableOrder.error)
+            .where(UnreadableOrder.store_id == store_id)
+            .order_by(UnreadableOrder.first_seen_at, UnreadableOrder.id)
+            .limit(10)
+        )
+    )
+    parts = []
+    if count:
+        parts.append(
+            f"{count} Amazon order(s) could not be read; they are read again at every sync"
+        )
+    if nameless:
+        parts.append(
+            f"{len(nameless)} Amazon order(s) without a usable order id could not be read "
+            "and were skipped"
+        )
+    reasons = "; ".join([*shown, *nameless[:10]])
+    return f"{'; '.join(parts)}: {reasons}"[:4000]
+
+
 def _send_signals(app: Any, session: Any, progress: PageProgress) -> None:
     store = progress.store
     if signals.order_imported.receivers and progress.created:
@@ -437,11 +593,11 @@ def _parse_time(value: Any) -> dt.datetime | None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        return parsed.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: out of range in UTC
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
 
 
 def sync_store(
@@ -457,6 +613,11 @@ def sync_store(
     marked ``failed`` with the error, the store shows it, :data:`.signals.sync_failed`
     is sent, and the next run picks up where this one stopped. Any other exception
     is recorded the same way and then raised.
+
+    An order Amazon lists but that cannot be read does not fail the run: the other
+    orders are stored, it is kept as an
+    :class:`~flask_amazon_orders.models.UnreadableOrder`, the run succeeds with the
+    reason in its ``error``, and every later run reads it again (``getOrder``).
 
     One store is synced by one sync at a time: a run that finds another one
     holding the store's lease ends at once with status ``skipped``. A run so
@@ -557,6 +718,8 @@ def sync_store(
         restarted = False
         page_no = 0
         latest_seen: dt.datetime | None = None
+        #: Why orders without a usable ``orderId`` could not be read (not kept).
+        nameless: list[str] = []
         while True:
             try:
                 fetched = fetch(token)
@@ -579,7 +742,11 @@ def sync_store(
                 # Amazon's own upper bound of the window: its clock, not ours.
                 bound = fetched.before
             next_token = fetched.next_token
-            records = [parse_order(raw, operation="searchOrders") for raw in fetched.raw_orders]
+            if next_token is not None and next_token == token:
+                raise MalformedResponseError(
+                    "the next page token repeats the current one", operation="searchOrders"
+                )
+            records, unreadable = _parse_page(fetched.raw_orders)
             for record in records:
                 if latest_seen is None or record.amazon_updated_at > latest_seen:
                     latest_seen = record.amazon_updated_at
@@ -588,6 +755,7 @@ def sync_store(
                 store=store, run=run, page=page_no, orders=len(records), last_page=not next_token
             )
             _store_page(ext, store_id, records, page)
+            nameless += _note_unreadable(session, store_id, records, unreadable)
             # Still ours? (A run that outlived its lease, taken over by another
             # worker, must not write on.) The renewal locks the store's row until
             # the page's commit, so the lease cannot be taken in between; it comes
@@ -598,7 +766,7 @@ def sync_store(
                     "lease); this run stopped without storing more."
                 )
             run.pages += 1
-            run.orders_seen += len(records)
+            run.orders_seen += len(fetched.raw_orders)
             run.orders_created += len(page.created)
             run.orders_updated += len(page.updated) + len(page.status_changes)
             run.window_before = bound
@@ -629,6 +797,9 @@ def sync_store(
             if not next_token:
                 break
             token = next_token
+        _retry_unreadable(app, client, store, run, list(included))
+        run.error = _unreadable_summary(session, store_id, nameless)
+        session.commit()
     except BaseException as exc:
         session.rollback()
         _record_failure(session, store_id, run.id, exc, client)
@@ -756,7 +927,7 @@ def _record_failure(
         run.status = "failed"
         run.finished_at = utcnow()
         run.error = message[:4000]
-        run.error_code = getattr(exc, "code", None) or type(exc).__name__
+        run.error_code = (getattr(exc, "code", None) or type(exc).__name__)[:60]
         _count_calls(run, client)
     if store is not None and not isinstance(exc, leases.LeaseLost):
         # (A lost lease is this run's problem, not the store's: another run syncs it.)
