@@ -13,6 +13,8 @@ from .errors import AmazonOrdersError
 amazon_orders_cli = AppGroup("amazon-orders", help="Amazon Seller Central orders.")
 store_cli = AppGroup("store", help="Connect and list Amazon stores.")
 amazon_orders_cli.add_command(store_cli)
+db_cli = AppGroup("db", help="The extension's tables: schema migrations (needs Alembic).")
+amazon_orders_cli.add_command(db_cli)
 
 
 def _fail(exc: BaseException) -> click.ClickException:
@@ -497,6 +499,58 @@ def rotate_keys_command() -> None:
             "are; keep the old keys until they are fixed."
         )
     click.echo("Every value is under the first key now; the other keys can be removed.")
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="heads")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Bring the amazon_* tables to REVISION (default: the newest)."""
+    from . import migrations
+    from .extension import get_extension
+
+    engine = get_extension().db.engine
+    try:
+        migrations.upgrade(engine, revision)
+    except migrations.UnversionedTablesError as exc:
+        raise _fail(exc) from None
+    click.echo(f"The amazon_* tables are at {migrations.current(engine)}.")
+
+
+@db_cli.command("stamp")
+@click.argument("revision", default="heads")
+@with_appcontext
+def db_stamp(revision: str) -> None:
+    """Record that the amazon_* tables are at REVISION (made by db.create_all())."""
+    from . import migrations
+    from .extension import get_extension
+
+    engine = get_extension().db.engine
+    migrations.stamp(engine, revision)
+    click.echo(f"The amazon_* tables are recorded at {migrations.current(engine)}.")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Take the amazon_* tables back to REVISION (what later ones added is dropped)."""
+    from . import migrations
+    from .extension import get_extension
+
+    engine = get_extension().db.engine
+    migrations.downgrade(engine, revision)
+    click.echo(f"The amazon_* tables are at {migrations.current(engine)}.")
+
+
+@db_cli.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Show the revision of the amazon_* tables."""
+    from . import migrations
+    from .extension import get_extension
+
+    click.echo(migrations.current(get_extension().db.engine) or "none (no migration applied)")
 
 
 @amazon_orders_cli.command("generate-key")
