@@ -56,6 +56,17 @@ def keep_logging():
             logger.handlers[:] = own
 
 
+def _app(engine: sa.Engine, name: str) -> tuple[Flask, SQLAlchemy]:
+    """An app on the test database whose connections close when released."""
+    app = Flask(name)
+    app.config.update(
+        SECRET_KEY="x",
+        SQLALCHEMY_DATABASE_URI=engine.url.render_as_string(hide_password=False),
+        SQLALCHEMY_ENGINE_OPTIONS={"poolclass": sa.pool.NullPool},
+    )
+    return app, SQLAlchemy(app)
+
+
 def _differences(engine: sa.Engine) -> list[object]:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -154,12 +165,7 @@ def test_upgrade_keeps_the_data_of_the_first_schema(engine, tmp_path: Path):
     migrations.upgrade(engine)
     assert _differences(engine) == []
     # The data is all there, and readable through the extension's models.
-    app = Flask("upgraded")
-    app.config.update(
-        SECRET_KEY="x",
-        SQLALCHEMY_DATABASE_URI=engine.url.render_as_string(hide_password=False),
-    )
-    db = SQLAlchemy(app)
+    app, db = _app(engine, "upgraded")
     AmazonOrders(app, db=db)
     with app.app_context():
         session = get_extension().session
@@ -179,13 +185,7 @@ def test_upgrade_keeps_the_data_of_the_first_schema(engine, tmp_path: Path):
 
 
 def test_the_cli_applies_and_shows_the_revision(engine, tmp_path):
-    app = Flask("cli")
-    app.config.update(
-        SECRET_KEY="x",
-        SQLALCHEMY_DATABASE_URI=engine.url.render_as_string(hide_password=False),
-        SQLALCHEMY_ENGINE_OPTIONS={"poolclass": sa.pool.NullPool},
-    )
-    db = SQLAlchemy(app)
+    app, db = _app(engine, "cli")
     AmazonOrders(app, db=db)
     runner = app.test_cli_runner()
     assert "none" in runner.invoke(args=["amazon-orders", "db", "current"]).output
@@ -198,13 +198,7 @@ def test_the_cli_applies_and_shows_the_revision(engine, tmp_path):
 def test_tables_made_by_create_all_are_stamped_not_upgraded(engine):
     with engine.begin() as conn:
         metadata.create_all(conn)
-    app = Flask("stamp")
-    app.config.update(
-        SECRET_KEY="x",
-        SQLALCHEMY_DATABASE_URI=engine.url.render_as_string(hide_password=False),
-        SQLALCHEMY_ENGINE_OPTIONS={"poolclass": sa.pool.NullPool},
-    )
-    db = SQLAlchemy(app)
+    app, db = _app(engine, "stamp")
     AmazonOrders(app, db=db)
     runner = app.test_cli_runner()
     refused = runner.invoke(args=["amazon-orders", "db", "upgrade"])
@@ -226,13 +220,7 @@ def test_a_flask_migrate_host_keeps_its_history_and_ours_apart(engine, tmp_path,
     extension's tables (``include_object``) and runs both histories on deploy."""
     from flask_migrate import Migrate, init, migrate, upgrade
 
-    app = Flask("shop_with_migrate")
-    app.config.update(
-        SECRET_KEY="x",
-        SQLALCHEMY_DATABASE_URI=engine.url.render_as_string(hide_password=False),
-        SQLALCHEMY_ENGINE_OPTIONS={"poolclass": sa.pool.NullPool},
-    )
-    db = SQLAlchemy(app)
+    app, db = _app(engine, "shop_with_migrate")
 
     class Thing(db.Model):  # type: ignore[name-defined]
         __tablename__ = "shop_things"
