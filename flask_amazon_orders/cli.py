@@ -10,7 +10,31 @@ from flask.cli import AppGroup, with_appcontext
 
 from .errors import AmazonOrdersError
 
-amazon_orders_cli = AppGroup("amazon-orders", help="Amazon Seller Central orders.")
+
+class _Commands(AppGroup):
+    """The command group; a database without the extension's tables gets advice,
+    not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        import sqlalchemy as sa
+
+        try:
+            return super().invoke(ctx)
+        except ImportError as exc:  # an optional part that is not installed
+            if "pip install" not in str(exc):
+                raise
+            raise click.ClickException(str(exc)) from None
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+            text = str(exc.orig)
+            if "no such table" not in text and "does not exist" not in text:
+                raise
+            raise click.ClickException(
+                "The database has no amazon_* tables yet: create them with "
+                "'flask amazon-orders db upgrade' (or the shop's db.create_all())."
+            ) from None
+
+
+amazon_orders_cli = _Commands("amazon-orders", help="Amazon Seller Central orders.")
 store_cli = AppGroup("store", help="Connect and list Amazon stores.")
 amazon_orders_cli.add_command(store_cli)
 db_cli = AppGroup("db", help="The extension's tables: schema migrations (needs Alembic).")

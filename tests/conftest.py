@@ -41,9 +41,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _postgres_up(url: str) -> bool:
-    engine = sa.create_engine(
-        url, connect_args={"connect_timeout": 3}, poolclass=sa.pool.NullPool
-    )
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3}, poolclass=sa.pool.NullPool)
     try:
         with engine.connect():
             return True

@@ -35,14 +35,20 @@ def include_object(
     return not str(table or "").startswith("amazon_")
 
 
-def _config(connection: Any) -> Any:
+def _alembic() -> Any:
     try:
-        from alembic.config import Config
-    except ImportError:  # pragma: no cover - depends on the installation
+        import alembic.command
+        import alembic.config
+        import alembic.migration
+    except ImportError:
         raise ImportError(
             "Migrations need Alembic: pip install flask-amazon-orders[migrations]"
         ) from None
-    config = Config()
+    return alembic
+
+
+def _config(connection: Any) -> Any:
+    config = _alembic().config.Config()
     config.set_main_option("path_separator", "os")
     config.set_main_option("script_location", str(Path(__file__).resolve().parent))
     config.set_main_option("version_locations", str(VERSIONS))
@@ -62,8 +68,7 @@ def upgrade(engine: Any, revision: str = "heads") -> None:
         (made by ``db.create_all()``): :func:`stamp` them with the revision they
         are at first.
     """
-    from alembic import command
-
+    command = _alembic().command
     with engine.connect() as connection:
         unversioned = current(connection) is None and sa.inspect(connection).has_table(
             "amazon_stores"
@@ -80,16 +85,14 @@ def upgrade(engine: Any, revision: str = "heads") -> None:
 
 def stamp(engine: Any, revision: str = "heads") -> None:
     """Record that the extension's tables are at ``revision``, changing nothing else."""
-    from alembic import command
-
+    command = _alembic().command
     with engine.begin() as connection:
         command.stamp(_config(connection), revision)
 
 
 def downgrade(engine: Any, revision: str) -> None:
     """Take the extension's tables on ``engine`` back to ``revision``."""
-    from alembic import command
-
+    command = _alembic().command
     with engine.begin() as connection:
         command.downgrade(_config(connection), revision)
 
@@ -97,10 +100,9 @@ def downgrade(engine: Any, revision: str) -> None:
 def current(bind: Any) -> str | None:
     """The revision the extension's tables are at (``None``: none yet), on an engine
     or a connection."""
-    from alembic.migration import MigrationContext
-
+    migration = _alembic().migration
     if isinstance(bind, sa.Engine):
         with bind.connect() as connection:
             return current(connection)
-    context = MigrationContext.configure(bind, opts={"version_table": VERSION_TABLE})
+    context = migration.MigrationContext.configure(bind, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
