@@ -154,6 +154,11 @@ def take_screenshots(browser: Browser, url: str, facts: dict[str, Any]) -> None:
     shoot(page, "order-details-imported.png")
     page.goto(f"{admin}/stores/{facts['store_fr']}/orders/{facts['order_fr']}")
     shoot(page, "order-details-import-disabled.png")
+    # Cancel items: one unit of the first item, with its refund.
+    page.goto(f"{admin}/stores/{facts['store_fr']}/orders/{facts['order_fr']}/cancel-items")
+    page.locator("input[name^=quantity-]").first.fill("1")
+    page.get_by_label("Seller memo").fill("One tin short")
+    shoot(page, "cancel-items.png")
     page.goto(f"{store}/orders/{facts['imported_unshipped']}/cancel")
     page.get_by_label("No Inventory").check()
     page.get_by_label("Seller memo").fill("Supplier let us down")
