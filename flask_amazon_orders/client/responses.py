@@ -228,12 +228,3 @@ def _field_problem(name: str, value: Any, kind: type) -> str | None:
     if name in ID_LENGTHS and len(value) > ID_LENGTHS[name]:
         return f"is longer than {ID_LENGTHS[name]} characters"
     return None
-    if _UNSTORABLE.search(value):
-        return "contains a NUL character or an unpaired surrogate"
-    if name in FIELD_VALUES and value not in FIELD_VALUES[name]:
-        return f"has an unknown value {value[:40]!r}"
-    if name == "url" and not _URL.fullmatch(value):
-        return "is not an http(s) URL"
-    if name in ID_LENGTHS and len(value) > ID_LENGTHS[name]:
-        return f"is longer than {ID_LENGTHS[name]} characters"
-    return None
