@@ -50,6 +50,17 @@ class RateLimiter(Protocol):
         ...
 
 
+def usable_rate(rate: float) -> bool:
+    """Whether ``rate`` (requests per second) can be a bucket's refill rate."""
+    return rate > 0 and math.isfinite(rate)
+
+
+def check_limit(key: BucketKey, rate: float, burst: int) -> None:
+    """Refuse a limit no bucket can follow (``ValueError``)."""
+    if not usable_rate(rate) or burst < 1:
+        raise ValueError(f"invalid rate limit for {key[1]}: rate={rate!r}, burst={burst!r}")
+
+
 @dataclass
 class _Bucket:
     rate: float  # requests per second, before the safety factor
@@ -111,8 +122,7 @@ class InMemoryRateLimiter:
         return bucket
 
     def acquire(self, key: BucketKey, rate: float, burst: int) -> float:
-        if not (rate > 0 and math.isfinite(rate)) or burst < 1:
-            raise ValueError(f"invalid rate limit for {key[1]}: rate={rate!r}, burst={burst!r}")
+        check_limit(key, rate, burst)
         with self._lock:
             bucket = self._bucket(key, rate, burst, self._clock())
             bucket.tokens -= 1.0
@@ -122,7 +132,7 @@ class InMemoryRateLimiter:
         return wait
 
     def update_rate(self, key: BucketKey, rate: float) -> None:
-        if not (rate > 0 and math.isfinite(rate)):
+        if not usable_rate(rate):
             return
         with self._lock:
             bucket = self._buckets.get(key)

@@ -20,12 +20,11 @@ Needs the ``redis`` package (``pip install flask-amazon-orders[redis]``).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
 
-from .ratelimit import BucketKey
+from .ratelimit import BucketKey, check_limit, usable_rate
 
 #: Refill, take one token, return the wait; all under one atomic script.
 #: KEYS[1] bucket; ARGV rate, burst, safety factor, tokens to take (1 or 0).
@@ -154,8 +153,7 @@ class RedisRateLimiter:
         return f"{self.prefix}:{key[0]}:{key[1]}"
 
     def acquire(self, key: BucketKey, rate: float, burst: int) -> float:
-        if not (rate > 0 and math.isfinite(rate)) or burst < 1:
-            raise ValueError(f"invalid rate limit for {key[1]}: rate={rate!r}, burst={burst!r}")
+        check_limit(key, rate, burst)
         # One token stays in reserve: calls of several processes reach Amazon with
         # jitter, and its bucket started a moment after ours.
         usable = burst - 1 if burst > 1 else burst
@@ -167,7 +165,7 @@ class RedisRateLimiter:
         return wait
 
     def update_rate(self, key: BucketKey, rate: float) -> None:
-        if not (rate > 0 and math.isfinite(rate)):
+        if not usable_rate(rate):
             return
         self._update_rate(keys=[self._key(key)], args=[rate, self.safety_factor])
 
