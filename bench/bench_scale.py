@@ -33,7 +33,6 @@ import argparse
 import math
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,11 +42,11 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import requests
 import sqlalchemy as sa
 from celery import Celery
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from sandbox_process import start_sandbox
 
 from flask_amazon_orders import AmazonOrders
 from flask_amazon_orders.client import LWACredentials, RetryPolicy, SPAPIClient
@@ -63,40 +62,25 @@ PAGE = 100
 MARKETPLACE = "A1PA6795UKMFR9"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_sandbox(scale: float) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flask_amazon_orders.sandbox",
-            *("--port", str(port)),
-            *("--time-scale", str(scale)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            requests.get(url + "/_sandbox/counters", timeout=1)
-            return process, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the sandbox did not start")
-
-
 def _limit_floor(calls_per_seller: int, operation: str) -> float:
     """Seconds Amazon's published limit allows for that many calls of one seller."""
     rate, burst = PUBLISHED_LIMITS[operation]
     return max(0, calls_per_seller - burst) / rate
+
+
+def _client(
+    url: str, seller_id: str, token: str, limiter: Any, scale: float, **options: Any
+) -> SPAPIClient:
+    """A plain SP-API client of one sandbox seller (no Flask, no database)."""
+    return SPAPIClient(
+        credentials=LWACredentials("sandbox-client-id", "sandbox-client-secret", token),
+        endpoint=url,
+        lwa_url=url + "/auth/o2/token",
+        seller_key=seller_id,
+        rate_limiter=limiter,
+        rate_scale=scale,
+        **options,
+    )
 
 
 # -- the fetch-only floor -------------------------------------------------------------
@@ -108,15 +92,7 @@ def _fetch(args: tuple[str, list[tuple[str, str]], float, str]) -> int:
     limiter = RedisRateLimiter.from_url(redis_url, prefix="bench-fetch")
     pages = 0
     for seller_id, token in sellers:
-        client = SPAPIClient(
-            credentials=LWACredentials("sandbox-client-id", "sandbox-client-secret", token),
-            endpoint=url,
-            lwa_url=url + "/auth/o2/token",
-            seller_key=seller_id,
-            rate_limiter=limiter,
-            rate_scale=scale,
-        )
-        with client:
+        with _client(url, seller_id, token, limiter, scale) as client:
             for _page in client.iter_search_orders(
                 last_updated_after="2000-01-01T00:00:00Z",
                 marketplace_ids=[MARKETPLACE],
@@ -163,16 +139,9 @@ def _naive(args: tuple[str, list[tuple[str, str]], float, str]) -> tuple[int, fl
     calls = 0
     started = time.perf_counter()
     for seller_id, token in sellers:
-        client = SPAPIClient(
-            credentials=LWACredentials("sandbox-client-id", "sandbox-client-secret", token),
-            endpoint=url,
-            lwa_url=url + "/auth/o2/token",
-            seller_key=seller_id,
-            rate_limiter=limiter,
-            rate_scale=scale,
-            retry=RetryPolicy(max_attempts=10),
-        )
-        with client:
+        with _client(
+            url, seller_id, token, limiter, scale, retry=RetryPolicy(max_attempts=10)
+        ) as client:
             for page in client.iter_search_orders(
                 last_updated_after="2000-01-01T00:00:00Z",
                 marketplace_ids=[MARKETPLACE],
@@ -310,7 +279,7 @@ def main() -> None:
     db_url = args.db or f"sqlite:///{tmp / 'bench.sqlite'}"
     broker = args.redis.rsplit("/", 1)[0] + "/12"
 
-    sandbox, url = _start_sandbox(args.scale)
+    sandbox, url = start_sandbox(args.scale)
     try:
         control = SandboxControl(url)
         started = time.perf_counter()

@@ -24,16 +24,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 
-import requests
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from sandbox_process import start_sandbox
 
 from flask_amazon_orders import AmazonOrders
 from flask_amazon_orders.client import InMemoryRateLimiter, LWACredentials, SPAPIClient
@@ -42,12 +39,6 @@ from flask_amazon_orders.jobs.sync import sync_store
 from flask_amazon_orders.sandbox import SandboxControl
 
 TIME_SCALE = 100_000.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _rss_kib(field: str) -> int:
@@ -67,34 +58,6 @@ def _reset_peak() -> None:
         pass
 
 
-def _start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flask_amazon_orders.sandbox",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--time-scale",
-            str(TIME_SCALE),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            requests.get(url + "/_sandbox/counters", timeout=1)
-            return process, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the sandbox did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=10_000)
@@ -102,7 +65,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per phase; best is shown")
     args = parser.parse_args()
 
-    process, url = _start_sandbox()
+    process, url = start_sandbox(TIME_SCALE)
     try:
         control = SandboxControl(url)
         seller_id = "A" + uuid.uuid4().hex[:12].upper()
