@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
@@ -557,3 +558,77 @@ class UnreadableOrder(Base):
 
     def __repr__(self) -> str:
         return f"<UnreadableOrder {self.amazon_order_id} store={self.store_id}>"
+
+
+def select_store_orders(
+    session: Any, store_id: int, amazon_order_ids: list[str], *columns: Any
+) -> sa.Select[Any]:
+    """``SELECT columns`` of the store's orders with these Amazon order ids.
+
+    On PostgreSQL the ids are one array joined as a table, so each is one lookup
+    in the (store, Amazon order id) key: an ``IN`` list of parameters, prepared
+    once and planned before the table has statistics (a first import), checks
+    every id against every order of the store instead, and a page took ten times
+    as long.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return sa.select(*columns).where(
+            AmazonOrder.store_id == store_id, AmazonOrder.amazon_order_id.in_(amazon_order_ids)
+        )
+    wanted = (
+        sa.func.unnest(sa.literal(amazon_order_ids, postgresql.ARRAY(sa.String)))
+        .table_valued("value")
+        .render_derived(name="wanted")
+    )
+    return (
+        sa.select(*columns)
+        .select_from(AmazonOrder)
+        .join(
+            wanted,
+            sa.and_(
+                AmazonOrder.store_id == store_id, AmazonOrder.amazon_order_id == wanted.c.value
+            ),
+        )
+    )
+
+
+def bulk_insert(session: Any, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows of one shape (the same keys) into ``table``, in the session's
+    transaction, with no ids returned.
+
+    On PostgreSQL through psycopg this is one ``COPY … FROM STDIN`` (measured: 40 %
+    of the time of an ``executemany``, for pages of 300 items); elsewhere an
+    ``executemany``. Either
+    way each column's type converts its value as an ``INSERT`` would, and a column
+    missing from the rows gets its Python-side default.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        session.execute(sa.insert(table), rows)
+        return
+    names = list(rows[0])
+    defaults = [c for c in table.c if c.name not in rows[0] and c.default is not None]
+    for column in defaults:
+        if not (column.default.is_scalar or column.default.is_callable):  # type: ignore[union-attr]
+            raise TypeError(f"bulk_insert cannot compute the default of {column}")
+    columns = [table.c[name] for name in names] + defaults
+    processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+    quote = dialect.identifier_preparer.quote
+    target = dialect.identifier_preparer.format_table(table)
+    statement = f"COPY {target} ({', '.join(quote(c.name) for c in columns)}) FROM STDIN"
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(statement) as copy:
+        for row in rows:
+            values = [row[name] for name in names]
+            for column in defaults:
+                default: Any = column.default
+                values.append(default.arg if default.is_scalar else default.arg(None))
+            copy.write_row(
+                [
+                    value if process is None else process(value)
+                    for value, process in zip(values, processors, strict=True)
+                ]
+            )

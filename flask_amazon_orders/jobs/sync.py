@@ -66,7 +66,9 @@ from ..models import (
     Store,
     SyncRun,
     UnreadableOrder,
+    bulk_insert,
     metadata,
+    select_store_orders,
     utcnow,
 )
 from ..services.stores import get_store
@@ -264,14 +266,17 @@ def _insert_new(
             updated_at=now,
         )
         rows.append(row)
-    # A plain executemany, then one SELECT for the new ids: SQLite cannot return
-    # the ids of a multi-row INSERT in order, and would insert row by row.
-    session.execute(sa.insert(_ORDERS_TABLE), rows)
-    id_of = dict(
+    # A bulk insert, then one SELECT for the new ids: SQLite cannot return the ids
+    # of a multi-row INSERT in order, and would insert row by row.
+    bulk_insert(session, _ORDERS_TABLE, rows)
+    id_of: dict[str, int] = dict(
         session.execute(
-            sa.select(AmazonOrder.amazon_order_id, AmazonOrder.id).where(
-                AmazonOrder.store_id == store_id,
-                AmazonOrder.amazon_order_id.in_([r.amazon_order_id for r in records]),
+            select_store_orders(
+                session,
+                store_id,
+                [r.amazon_order_id for r in records],
+                AmazonOrder.amazon_order_id,
+                AmazonOrder.id,
             )
         ).all()
     )
@@ -308,8 +313,8 @@ def _insert_new(
                 }
             )
     if items:
-        session.execute(sa.insert(_ITEMS_TABLE), items)
-    session.execute(sa.insert(_EVENTS_TABLE), events)
+        bulk_insert(session, _ITEMS_TABLE, items)
+    bulk_insert(session, _EVENTS_TABLE, events)
     progress.created.extend(ids)
 
 
@@ -399,11 +404,13 @@ def _store_page(
     stored = {
         amazon_order_id: (order_id, updated_at)
         for order_id, amazon_order_id, updated_at in ext.session.execute(
-            sa.select(
-                AmazonOrder.id, AmazonOrder.amazon_order_id, AmazonOrder.amazon_updated_at
-            ).where(
-                AmazonOrder.store_id == store_id,
-                AmazonOrder.amazon_order_id.in_(list(latest)),
+            select_store_orders(
+                ext.session,
+                store_id,
+                list(latest),
+                AmazonOrder.id,
+                AmazonOrder.amazon_order_id,
+                AmazonOrder.amazon_updated_at,
             )
         )
     }
@@ -713,8 +720,8 @@ def sync_store(
             )
 
         # Pages are fetched one after the other. (Prefetching the next page in a
-        # thread was measured: no steady gain, since SQLite's per-row GIL
-        # hand-overs then wait on the other thread's JSON decoding.)
+        # thread was measured twice, on SQLite and on PostgreSQL: no steady gain,
+        # the thread's JSON decoding holds the interpreter the other one needs.)
         restarted = False
         page_no = 0
         latest_seen: dt.datetime | None = None
