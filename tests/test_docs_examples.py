@@ -1,6 +1,7 @@
-"""The docs' complete receiver example (docs/examples/receivers.py), run against the
-sandbox and the example shop: every signal reaches its receiver, with exactly the
-keyword arguments docs/signals.rst lists."""
+"""The docs' examples, run: the complete receiver (docs/examples/receivers.py)
+against the sandbox and the example shop, where every signal reaches its receiver
+with exactly the keyword arguments docs/signals.rst lists; and the sandbox
+guide's conftest.py and tests, as a shop would copy them."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ from flask_amazon_orders.models import AmazonOrder
 from flask_amazon_orders.services.adjusting import adjust_items
 from flask_amazon_orders.services.cancelling import cancel_orders
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "receivers.py"
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+EXAMPLE = EXAMPLES / "receivers.py"
+
+pytest_plugins = ["pytester"]
 
 
 def _example() -> ModuleType:
@@ -124,3 +128,10 @@ def test_the_complete_receiver_hears_every_signal(shop, sandbox, seller, caplog)
                 assert kwargs <= expected
             else:
                 assert kwargs == expected, name
+
+
+def test_the_sandbox_guide_s_conftest_and_tests_pass_as_copied(pytester):
+    pytester.makeconftest((EXAMPLES / "sandbox_conftest.py").read_text())
+    pytester.makepyfile(test_amazon=(EXAMPLES / "test_with_the_sandbox.py").read_text())
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=3)
