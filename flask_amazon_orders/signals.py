@@ -75,9 +75,10 @@ host_order_created = _signals.signal("host-order-created")
 #: Keyword arguments: ``store``, ``order``, ``reason``.
 host_order_blocked = _signals.signal("host-order-blocked")
 
-#: The extension changed a host order's status (``Complete`` after Amazon shipped
-#: or cancelled the order). Keyword arguments: ``store``, ``order``,
-#: ``reference``, ``status``.
+#: The extension changed a host order's status: ``Complete`` after an admin
+#: cancelled the order or Amazon shipped or cancelled it, or back to its status
+#: from before after Amazon rejected a cancellation. Keyword arguments:
+#: ``store``, ``order``, ``reference``, ``status``.
 host_order_status_changed = _signals.signal("host-order-status-changed")
 
 #: An admin (or the CLI, or the API) asked to cancel an order; sent *before* the
@@ -110,7 +111,7 @@ cancellation_rejected = _signals.signal("cancellation-rejected")
 #: :class:`~flask_amazon_orders.models.AmazonOrder`, its id or its Amazon order
 #: id), ``carrier_code``, ``tracking_number``, and optionally ``items`` (order item
 #: id -> quantity; default every unshipped unit), ``ship_date``, ``carrier_name``,
-#: ``shipping_method``, ``host_reference``.
+#: ``shipping_method``, ``host_reference``, ``store``, ``actor``.
 host_order_shipped = _signals.signal("host-order-shipped")
 
 #: Amazon accepted a shipment confirmation; the order's shipped quantities and

@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 TOKEN_PATH = "/auth/o2/token"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def documented_signals() -> dict[str, tuple[str, list[str]]]:
+    """The signal reference of ``docs/signals.rst``: Python name -> (string name,
+    keyword arguments), as the page lists them (a definition per signal, headed
+    ````name`` (``"string-name"``)``, with a ``:kwarg:`` field per argument)."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    current: list[str] | None = None
+    for line in (DOCS / "signals.rst").read_text().splitlines():
+        head = re.fullmatch(r'``(\w+)`` \(``"([\w-]+)"``\)', line)
+        if head:
+            current = []
+            found[head.group(1)] = (head.group(2), current)
+        elif current is not None and (field := re.match(r"    :(\w+): ", line)):
+            current.append(field.group(1))
+        elif line and not line.startswith(" "):
+            current = None
+    return found
 
 
 def connect_store(seller: dict[str, Any], *, name: str = "Amazon DE", **fields: Any) -> Any:
