@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "AMAZON_ORDERS_SYNC_OVERLAP_SECONDS": 300,
     "AMAZON_ORDERS_SYNC_PAGE_SIZE": 100,
     "AMAZON_ORDERS_SYNC_INTERVAL_SECONDS": 300,
+    # A worker's sync whose next page waits longer than this for Amazon's rate
+    # limit gives way to other stores and goes on when the limit allows.
+    "AMAZON_ORDERS_SYNC_MAX_RATE_WAIT_SECONDS": 10,
     "AMAZON_ORDERS_FETCH_BUYER_DATA": True,
     # Days buyer data is kept after an order shipped or was cancelled; then it is purged.
     "AMAZON_ORDERS_BUYER_DATA_RETENTION_DAYS": 30,
@@ -126,6 +129,7 @@ class Settings:
     sync_overlap_seconds: float
     sync_page_size: int
     sync_interval_seconds: float
+    sync_max_rate_wait_seconds: float
     fetch_buyer_data: bool
     buyer_data_retention_days: int
     embedded_worker: bool
@@ -245,6 +249,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         sync_overlap_seconds=_number(config, "AMAZON_ORDERS_SYNC_OVERLAP_SECONDS", float, 0),
         sync_page_size=page_size,
         sync_interval_seconds=_number(config, "AMAZON_ORDERS_SYNC_INTERVAL_SECONDS", float, 1),
+        sync_max_rate_wait_seconds=_number(
+            config, "AMAZON_ORDERS_SYNC_MAX_RATE_WAIT_SECONDS", float, 0
+        ),
         fetch_buyer_data=_flag(config, "AMAZON_ORDERS_FETCH_BUYER_DATA"),
         buyer_data_retention_days=_number(
             config, "AMAZON_ORDERS_BUYER_DATA_RETENTION_DAYS", int, 0

@@ -145,6 +145,21 @@ class RefreshTokenRevokedError(LWAError):
     expired or wrong. A human must authorize the store again; retrying will not help."""
 
 
+class RateLimitWait(AmazonOrdersError):
+    """A call was not made: its rate-limit token is further away than the caller
+    agreed to wait (:attr:`SPAPIClient.max_rate_wait
+    <flask_amazon_orders.client.SPAPIClient.max_rate_wait>`). Nothing was sent to
+    Amazon and no token was taken; ``seconds`` says when the token is due."""
+
+    def __init__(self, operation: str, seconds: float) -> None:
+        super().__init__(
+            f"{operation}: Amazon's rate limit allows the next call in {seconds:.1f} s"
+        )
+        self.operation = operation
+        #: Seconds (of this process's clock) until the bucket has the token.
+        self.seconds = seconds
+
+
 class NotificationError(AmazonOrdersError):
     """An SQS message is not an Amazon ``ORDER_CHANGE`` notification we can read
     (not JSON, another notification type, or a required field missing or of the

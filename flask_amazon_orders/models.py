@@ -519,7 +519,9 @@ class SyncRun(Base):
     store_id: Mapped[int] = mapped_column(sa.ForeignKey("amazon_stores.id", ondelete="CASCADE"))
     #: ``cli``, ``worker``, ``admin``, ``api`` …
     trigger: Mapped[str] = mapped_column(sa.String(20), default="api")
-    #: ``running``, ``succeeded``, ``failed`` or ``skipped`` (another sync held the store).
+    #: ``running``, ``succeeded``, ``failed``, ``skipped`` (another sync held the
+    #: store) or ``paused`` (it gave way to other stores while Amazon's rate limit
+    #: refills; the next run goes on from its next page, at ``resume_at``).
     status: Mapped[str] = mapped_column(sa.String(12), default="running")
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -533,6 +535,8 @@ class SyncRun(Base):
     throttled: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
     error_code: Mapped[str | None] = mapped_column(sa.String(60))
+    #: When a ``paused`` run's next page is allowed by Amazon's rate limit.
+    resume_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"<SyncRun {self.id} store={self.store_id} {self.status}>"

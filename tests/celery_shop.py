@@ -32,6 +32,7 @@ app.config.update(
     AMAZON_ORDERS_RETRY_BACKOFF_CAP_SECONDS=0.05,
     AMAZON_ORDERS_FEED_POLL_SECONDS=1,
     AMAZON_ORDERS_SYNC_INTERVAL_SECONDS=float(os.environ.get(ENV + "SYNC_SECONDS", "300")),
+    AMAZON_ORDERS_SYNC_PAGE_SIZE=int(os.environ.get(ENV + "PAGE_SIZE", "100")),
 )
 db = SQLAlchemy(app)
 amazon_orders = AmazonOrders(app, db=db)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from celery import Celery
 from helpers import connect_store
 
 from flask_amazon_orders import get_extension
@@ -31,24 +32,30 @@ def _broker(redis_url: str) -> str:
 
 
 @pytest.fixture
-def celery_world(database_url, redis_url, make_sandbox, make_app, tmp_path):
-    """A sandbox with STORES sellers, their stores connected, and a way to start workers."""
-    sandbox = make_sandbox(time_scale=SCALE)
+def celery_world(request, database_url, redis_url, make_sandbox, make_app, tmp_path):
+    """A sandbox with STORES sellers, their stores connected, and a way to start workers.
+
+    Parametrize it indirectly with ``{"orders": [n, …], "scale": s, "page_size": p}``
+    for other stores, time scale or page size."""
+    world = getattr(request, "param", {})
+    scale = world.get("scale", SCALE)
+    sandbox = make_sandbox(time_scale=scale)
     app, db = make_app(database_url, sandbox.url)
     with app.app_context():
         db.drop_all()
         db.create_all()
         stores = []
-        for n in range(STORES):
+        for n, orders in enumerate(world.get("orders", [ORDERS] * STORES)):
             seller = sandbox.control.create_seller(marketplace_id="A1PA6795UKMFR9")
-            sandbox.control.generate_orders(seller["seller_id"], ORDERS, seed=n)
+            sandbox.control.generate_orders(seller["seller_id"], orders, seed=n)
             stores.append(connect_store(seller, name=f"Store {n}").id)
     queue = f"amazon-orders-test-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "CELERY_SHOP_DATABASE_URL": database_url,
         "CELERY_SHOP_SANDBOX_URL": sandbox.url,
-        "CELERY_SHOP_TIME_SCALE": str(SCALE),
+        "CELERY_SHOP_TIME_SCALE": str(scale),
+        "CELERY_SHOP_PAGE_SIZE": str(world.get("page_size", 100)),
         "CELERY_SHOP_REDIS_URL": redis_url,
         "CELERY_SHOP_BROKER_URL": _broker(redis_url),
         "CELERY_SHOP_QUEUE": queue,
@@ -82,6 +89,8 @@ def celery_world(database_url, redis_url, make_sandbox, make_app, tmp_path):
         "logs": logs,
         "dead": dead,
         "beat_file": tmp_path / "beat-schedule",
+        "queue": queue,
+        "broker": _broker(redis_url),
     }
     for process, _ in processes:
         process.terminate()
@@ -171,6 +180,57 @@ def test_workers_and_beat_import_every_order_once_without_429(celery_world):
     for order_id in cancelled:
         order = world["sandbox"].control.get_order(order_id)
         assert order["fulfillment"]["fulfillmentStatus"] == "CANCELLED"
+
+
+@pytest.mark.parametrize(
+    "celery_world", [{"orders": [300, 40], "scale": 500.0, "page_size": 10}], indirect=True
+)
+def test_a_store_waiting_for_its_limit_gives_the_worker_to_the_others(celery_world):
+    """One worker slot; the first store needs 10 pages beyond searchOrders' burst
+    (one every 0.38 s). It gives way, queues its continuation, and the second
+    store is synced in the meantime."""
+    world = celery_world
+    big, small = world["stores"]
+    world["start"](
+        "worker",
+        "--concurrency=1",
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+        "--loglevel=INFO",
+        "-n",
+        f"w-{uuid.uuid4().hex[:6]}@localhost",
+    )
+    Celery("sender", broker=world["broker"]).send_task(
+        "amazon_orders.sync_all", queue=world["queue"]
+    )
+
+    def both_done(session) -> bool:
+        done = session.scalars(
+            sa.select(SyncRun.store_id).where(SyncRun.status == "succeeded")
+        ).all()
+        return set(done) == {big, small}
+
+    _wait(world, both_done, "both stores")
+    with world["app"].app_context():
+        session = world["db"].session
+        runs = session.scalars(sa.select(SyncRun).order_by(SyncRun.id)).all()
+        big_runs = [run for run in runs if run.store_id == big]
+        small_run = next(run for run in runs if run.store_id == small)
+        # The burst of 20 less the one token the shared (Redis) buckets keep in reserve.
+        assert big_runs[0].status == "paused" and big_runs[0].pages == 19
+        assert big_runs[-1].status == "succeeded"
+        assert {run.status for run in big_runs[1:-1]} <= {"paused"}
+        assert small_run.status == "succeeded"
+        assert small_run.finished_at < big_runs[-1].finished_at  # served meanwhile
+        counts = dict(
+            session.execute(
+                sa.select(AmazonOrder.store_id, sa.func.count()).group_by(AmazonOrder.store_id)
+            ).all()
+        )
+        assert counts == {big: 300, small: 40}
+    searches = world["sandbox"].control.counters()["operations"]["searchOrders"]
+    assert searches["calls"] == 34 and searches["throttled"] == 0
 
 
 def _sellers(world: dict[str, Any]) -> list[tuple[int, Any]]:

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from flask_amazon_orders.client import PUBLISHED_LIMITS, InMemoryRateLimiter, RateLimiter
+from flask_amazon_orders.errors import RateLimitWait
 
 KEY = ("A1SELLER", "searchOrders")
 
@@ -50,6 +51,20 @@ def test_burst_then_paced(fake_time: FakeTime) -> None:
     assert waits[20:] == pytest.approx([interval] * 3)
     assert fake_time.now == pytest.approx(3 * interval)
     assert interval == pytest.approx(188, abs=1)  # about one call every three minutes
+
+
+def test_a_token_further_away_than_max_wait_is_not_taken(fake_time: FakeTime) -> None:
+    limiter = limiter_for(fake_time, safety_factor=1.0)
+    assert [limiter.acquire(KEY, 0.5, 2, max_wait=0) for _ in range(2)] == [0.0, 0.0]
+    with pytest.raises(RateLimitWait) as refused:
+        limiter.acquire(KEY, 0.5, 2, max_wait=1.9)
+    assert refused.value.seconds == pytest.approx(2.0)
+    assert refused.value.operation == "searchOrders"
+    assert "2.0 s" in str(refused.value)
+    assert fake_time.slept == []  # refused at once, nothing reserved:
+    fake_time.now += 0.5
+    assert limiter.acquire(KEY, 0.5, 2, max_wait=1.5) == pytest.approx(1.5)
+    assert limiter.acquire(KEY, 0.5, 2) == pytest.approx(2.0)  # the next in line
 
 
 def test_refills_while_idle_up_to_burst(fake_time: FakeTime) -> None:

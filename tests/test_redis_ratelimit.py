@@ -16,7 +16,7 @@ import redis
 
 from flask_amazon_orders.client import InMemoryRateLimiter, LWACredentials, RetryPolicy, SPAPIClient
 from flask_amazon_orders.client.redis_ratelimit import RedisRateLimiter
-from flask_amazon_orders.errors import QuotaExceededError
+from flask_amazon_orders.errors import QuotaExceededError, RateLimitWait
 
 
 @pytest.fixture
@@ -43,6 +43,22 @@ def test_a_new_bucket_is_full_then_callers_wait_their_turn(limiter):
         assert n * step - 0.2 < wait <= n * step
     assert limiter.waits == waits
     assert limiter.tokens(KEY) == pytest.approx(-3, abs=0.1)
+
+
+def test_a_token_further_away_than_max_wait_is_not_taken(limiter):
+    for _ in range(2):  # a burst of 3, one token in reserve
+        assert limiter.acquire(KEY, 0.5, 3, max_wait=0) == 0
+    step = 1 / (0.5 * 0.95)
+    for _ in range(3):
+        with pytest.raises(RateLimitWait) as refused:
+            limiter.acquire(KEY, 0.5, 3, max_wait=step - 0.5)
+        assert step - 0.2 < refused.value.seconds <= step
+        assert refused.value.operation == "getOrder"
+    assert limiter.waits == []
+    assert limiter.tokens(KEY) == pytest.approx(0, abs=0.1)  # nothing reserved
+    wait = limiter.acquire(KEY, 0.5, 3, max_wait=step)
+    assert step - 0.2 < wait <= step
+    assert limiter.waits == [wait]
 
 
 def test_a_rate_announced_by_amazon_is_adopted(limiter):

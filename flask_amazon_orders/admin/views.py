@@ -70,6 +70,8 @@ def _store_status(store: Store) -> str:
         return "error"
     if store.sync_lease_until is not None and store.sync_lease_until > queries.utcnow():
         return "syncing"
+    if store.sync_page_token is not None:  # a window read in part (a paused sync)
+        return "syncing"
     return "active"
 
 

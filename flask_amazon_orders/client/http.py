@@ -247,6 +247,12 @@ class SPAPIClient:
     :param sleep: waits between retries; injectable for tests.
     :param clock: a monotonic clock for timing attempts; injectable for tests.
 
+    :ivar max_rate_wait: ``None`` (the default): a call waits for its rate-limit
+        token as long as it takes. A number of seconds (Amazon's time, so divided by
+        ``rate_scale``): a call whose token is further away is not made and raises
+        :class:`~flask_amazon_orders.errors.RateLimitWait`, so that the caller can do
+        other work meanwhile (the sync gives way to other stores).
+
     The client is thread-safe: each thread gets its own :class:`requests.Session`.
     Call :meth:`close` (or use ``with``) to close the sessions' connections.
     """
@@ -283,6 +289,7 @@ class SPAPIClient:
         self.timeout: tuple[float, float] = (float(timeout[0]), float(timeout[1]))
         self.user_agent = user_agent or default_user_agent()
         self.rate_scale = rate_scale
+        self.max_rate_wait: float | None = None
         self._sleep = sleep
         self._clock = clock
         self._token_key = token_key(lwa_url, credentials)
@@ -519,7 +526,11 @@ class SPAPIClient:
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
 
         def attempt() -> Any:
-            waited = self.rate_limiter.acquire(key, rate, burst)
+            if self.max_rate_wait is None:
+                waited = self.rate_limiter.acquire(key, rate, burst)
+            else:
+                cap = self.max_rate_wait / self.rate_scale
+                waited = self.rate_limiter.acquire(key, rate, burst, max_wait=cap)
             if waited:
                 self._count(operation, waited_seconds=waited)
             token, fresh = self._access_token()

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ..errors import RateLimitWait
+
 #: A bucket key: ``(seller_key, operation)``.
 BucketKey = tuple[str, str]
 
@@ -31,12 +33,16 @@ class RateLimiter(Protocol):
     Implementations must be safe to call from several threads at once.
     """
 
-    def acquire(self, key: BucketKey, rate: float, burst: int) -> float:
+    def acquire(
+        self, key: BucketKey, rate: float, burst: int, *, max_wait: float | None = None
+    ) -> float:
         """Take one token from the bucket ``key``, waiting until one is available.
 
         :param rate: the published (or configured) rate in requests per second,
             used unless a rate announced by Amazon was adopted for ``key``.
         :param burst: the bucket size; a new bucket starts full.
+        :param max_wait: if the token is more than this many seconds away, take
+            none and raise :class:`~flask_amazon_orders.errors.RateLimitWait`.
         :returns: the seconds spent waiting.
         """
         ...
@@ -121,12 +127,17 @@ class InMemoryRateLimiter:
         bucket.burst = burst
         return bucket
 
-    def acquire(self, key: BucketKey, rate: float, burst: int) -> float:
+    def acquire(
+        self, key: BucketKey, rate: float, burst: int, *, max_wait: float | None = None
+    ) -> float:
         check_limit(key, rate, burst)
         with self._lock:
             bucket = self._bucket(key, rate, burst, self._clock())
-            bucket.tokens -= 1.0
-            wait = -bucket.tokens / (bucket.rate * self.safety_factor) if bucket.tokens < 0 else 0.0
+            left = bucket.tokens - 1.0
+            wait = -left / (bucket.rate * self.safety_factor) if left < 0 else 0.0
+            if max_wait is not None and wait > max_wait:
+                raise RateLimitWait(key[1], wait)
+            bucket.tokens = left
         if wait > 0:
             self._sleep(wait)
         return wait

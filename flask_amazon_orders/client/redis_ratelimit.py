@@ -24,10 +24,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import RateLimitWait
 from .ratelimit import BucketKey, check_limit, usable_rate
 
-#: Refill, take one token, return the wait; all under one atomic script.
-#: KEYS[1] bucket; ARGV rate, burst, safety factor, tokens to take (1 or 0).
+#: Refill, take one token, return {1, wait}; all under one atomic script. With a
+#: longest wait (ARGV[5], negative for none) that the token is further away than,
+#: take nothing and return {0, wait}.
+#: KEYS[1] bucket; ARGV rate, burst, safety factor, tokens to take (1 or 0), max wait.
 _ACQUIRE = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
@@ -49,11 +52,16 @@ else
     tokens = math.min(burst, tokens + elapsed * rate * safety)
   end
 end
-tokens = tokens - take
+local left = tokens - take
 local wait = 0
-if tokens < 0 then
-  wait = -tokens / (rate * safety)
+if left < 0 then
+  wait = -left / (rate * safety)
 end
+local max_wait = tonumber(ARGV[5])
+if max_wait >= 0 and wait > max_wait then
+  return {0, tostring(wait)}
+end
+tokens = left
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now),
   'burst', tostring(burst))
 if state[4] ~= '1' then
@@ -61,7 +69,7 @@ if state[4] ~= '1' then
 end
 local ttl = math.ceil((burst - tokens) / (rate * safety)) + 60
 redis.call('EXPIRE', KEYS[1], ttl)
-return tostring(wait)
+return {1, tostring(wait)}
 """
 
 #: Adopt Amazon's rate: refill at the old rate up to now, then switch.
@@ -152,14 +160,20 @@ class RedisRateLimiter:
     def _key(self, key: BucketKey) -> str:
         return f"{self.prefix}:{key[0]}:{key[1]}"
 
-    def acquire(self, key: BucketKey, rate: float, burst: int) -> float:
+    def acquire(
+        self, key: BucketKey, rate: float, burst: int, *, max_wait: float | None = None
+    ) -> float:
         check_limit(key, rate, burst)
         # One token stays in reserve: calls of several processes reach Amazon with
         # jitter, and its bucket started a moment after ours.
         usable = burst - 1 if burst > 1 else burst
-        wait = float(
-            self._acquire(keys=[self._key(key)], args=[rate, usable, self.safety_factor, 1])
+        limit = -1.0 if max_wait is None else max(0.0, max_wait)
+        taken, waiting = self._acquire(
+            keys=[self._key(key)], args=[rate, usable, self.safety_factor, 1, limit]
         )
+        wait = float(waiting)
+        if not int(taken):
+            raise RateLimitWait(key[1], wait)
         if wait > 0:
             self._sleep(wait)
         return wait

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import heapq
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -56,6 +58,7 @@ from ..errors import (
     InvalidInputError,
     MalformedResponseError,
     NotFoundError,
+    RateLimitWait,
 )
 from ..extension import AmazonOrders, get_extension
 from ..models import (
@@ -612,6 +615,7 @@ def sync_store(
     *,
     trigger: str = "api",
     progress: ProgressCallback | None = None,
+    max_rate_wait: float | None = None,
 ) -> SyncRun:
     """Sync one store's orders from Amazon and return the finished :class:`SyncRun`.
 
@@ -631,9 +635,18 @@ def sync_store(
     slow that its lease ran out and another run took the store over stops at
     its next page, ``failed``, without storing it.
 
+    With ``max_rate_wait``, a run whose next page would wait longer than that for
+    Amazon's rate limit (seconds of Amazon's time) gives way instead: it ends
+    ``paused`` after the pages it stored, with ``resume_at`` set to when the limit
+    allows the next page, and the next run goes on from that page (the page
+    token is saved with every page). Meanwhile the worker can sync other stores:
+    :func:`sync_all` comes back to it. Without it, the run waits for each page as
+    long as the limit says (the command line's ``sync``).
+
     :param store: the store or its id.
     :param trigger: who started the run (``cli``, ``worker``, ``admin``, ``api``).
     :param progress: called with a :class:`PageProgress` after each stored page.
+    :param max_rate_wait: give way rather than wait longer than this for a page.
     """
     ext = get_extension()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -677,6 +690,7 @@ def sync_store(
     client = None
     try:
         client = ext.client_for(store)
+        client.max_rate_wait = max_rate_wait
         included = _included_data(ext)
         now = utcnow()
         token = store.sync_page_token
@@ -727,9 +741,14 @@ def sync_store(
         latest_seen: dt.datetime | None = None
         #: Why orders without a usable ``orderId`` could not be read (not kept).
         nameless: list[str] = []
+        #: Seconds until Amazon's limit allows the next page, when the run gives way.
+        paused_for: float | None = None
         while True:
             try:
                 fetched = fetch(token)
+            except RateLimitWait as wait:
+                paused_for = wait.seconds
+                break
             except InvalidInputError as exc:
                 if token is None or restarted:
                     raise
@@ -804,8 +823,15 @@ def sync_store(
             if not next_token:
                 break
             token = next_token
-        _retry_unreadable(app, client, store, run, list(included))
-        run.error = _unreadable_summary(session, store_id, nameless)
+        client.max_rate_wait = None
+        if paused_for is None:
+            _retry_unreadable(app, client, store, run, list(included))
+            run.error = _unreadable_summary(session, store_id, nameless)
+        else:
+            run.status = "paused"
+            run.finished_at = utcnow()
+            run.resume_at = run.finished_at + dt.timedelta(seconds=paused_for)
+            _count_calls(run, client)
         session.commit()
     except BaseException as exc:
         session.rollback()
@@ -823,16 +849,26 @@ def sync_store(
         raise
     client.close()
     leases.release(session, store_id, owner, "sync")
-    signals.send(signals.sync_finished, app, store=store, run=run)
+    if run.status == "paused":
+        log.info(
+            "%s: sync paused after %d pages (%d orders seen): Amazon's rate limit allows "
+            "the next page in %.1f s; other stores go first",
+            store.name,
+            run.pages,
+            run.orders_seen,
+            paused_for,
+        )
+    else:
+        signals.send(signals.sync_finished, app, store=store, run=run)
+        log.info(
+            "%s: sync done, %d orders seen, %d new, %d changed, %d pages",
+            store.name,
+            run.orders_seen,
+            run.orders_created,
+            run.orders_updated,
+            run.pages,
+        )
     _import_host_orders(ext, store_id, store.name)
-    log.info(
-        "%s: sync done, %d orders seen, %d new, %d changed, %d pages",
-        store.name,
-        run.orders_seen,
-        run.orders_created,
-        run.orders_updated,
-        run.pages,
-    )
     return run
 
 
@@ -959,24 +995,58 @@ def sync_all(
     trigger: str = "api",
     progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_rate_wait: float | None = None,
+    until: float | None = None,
 ) -> list[SyncRun]:
     """Sync every active store, one after the other.
+
+    With ``max_rate_wait``, a store whose next page would wait longer than that
+    for Amazon's rate limit gives way (its run ends ``paused``, see
+    :func:`sync_store`): the other stores go first, and it is taken up again,
+    from its next page, when the limit allows — again and again until it is
+    done, or until ``until`` (a :func:`time.monotonic` reading), after which the
+    next round goes on with it. So one worker keeps every store's limit busy
+    instead of sleeping on one store's.
 
     An unexpected error in one store does not keep the others from their sync;
     the first such error is raised once every store had its turn.
 
-    :param should_stop: asked before each store; ``True`` ends the round early.
+    :param should_stop: asked before each store and while waiting for one;
+        ``True`` ends the round early.
+    :returns: every run, paused ones included.
     """
-    ids = stores_to_sync()
+    stopped = should_stop or (lambda: False)
     runs = []
     first_error: Exception | None = None
-    for store_id in ids:
-        if should_stop is not None and should_stop():
-            break
+    #: Stores that gave way: (when the limit allows their next page, order, id).
+    paused: list[tuple[float, int, int]] = []
+
+    def run(store_id: int) -> None:
+        nonlocal first_error
         try:
-            runs.append(sync_store(store_id, trigger=trigger, progress=progress))
+            result = sync_store(
+                store_id, trigger=trigger, progress=progress, max_rate_wait=max_rate_wait
+            )
         except Exception as exc:  # recorded on the run; the other stores go on
             first_error = first_error or exc
+            return
+        runs.append(result)
+        if result.status == "paused" and result.resume_at is not None:
+            due = time.monotonic() + (result.resume_at - utcnow()).total_seconds()
+            heapq.heappush(paused, (due, len(runs), store_id))
+
+    for store_id in stores_to_sync():
+        if stopped():
+            break
+        run(store_id)
+    while paused and not stopped():
+        due, _, store_id = heapq.heappop(paused)
+        if until is not None and due > until:
+            break
+        while not stopped() and (left := due - time.monotonic()) > 0:
+            time.sleep(min(left, 0.5))
+        if not stopped():
+            run(store_id)
     if first_error is not None:
         raise first_error
     return runs

@@ -23,7 +23,10 @@ Tasks (their names are prefixed ``amazon_orders.``):
 ``sync_store(store_id)``
     :func:`~flask_amazon_orders.jobs.sync.sync_store`. One sync per store at a time
     (the store's lease): a second task for a store being synced ends at once as
-    ``skipped``.
+    ``skipped``. A sync whose next page would wait longer than
+    ``AMAZON_ORDERS_SYNC_MAX_RATE_WAIT_SECONDS`` for Amazon's rate limit ends
+    ``paused`` and queues its continuation for when the limit allows it (a
+    countdown), so the worker slot serves other stores meanwhile.
 ``feeds_all``
     Queues ``process_feeds`` for every store with cancellations, adjustments or
     shipments on their way. Beat runs it every ``AMAZON_ORDERS_FEED_POLL_SECONDS``.
@@ -95,10 +98,17 @@ def init_celery(celery: Any, app: Flask, *, beat: bool = True) -> Tasks:
         return celery.task(name=f"amazon_orders.{name}", shared=False, **options)(run)
 
     def sync_store(store_id: int) -> dict[str, Any]:
-        """Sync one store (skipped when another sync holds it)."""
+        """Sync one store (skipped when another sync holds it); a sync that gives
+        way to Amazon's rate limit queues its own continuation for when the limit
+        allows the next page."""
         from ..jobs.sync import sync_store as job
+        from ..models import utcnow
 
-        run = job(store_id, trigger="celery")
+        settings = get_extension().settings
+        run = job(store_id, trigger="celery", max_rate_wait=settings.sync_max_rate_wait_seconds)
+        if run.status == "paused" and run.resume_at is not None:
+            countdown = max(0.0, (run.resume_at - utcnow()).total_seconds())
+            tasks["sync_store"].apply_async((store_id,), countdown=countdown)
         return {"store_id": store_id, "status": run.status, "run_id": run.id}
 
     def process_feeds(store_id: int) -> dict[str, Any]:

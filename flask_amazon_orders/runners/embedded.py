@@ -98,6 +98,7 @@ class EmbeddedWorker:
         """One round (in this thread): handle the waiting notifications (if a queue
         is configured), sync every active store, send and poll the stores' feeds,
         then purge buyer data past its retention period."""
+        from ..extension import get_extension
         from ..jobs.feeds import process_all_feeds
         from ..jobs.purge import purge_all
         from ..jobs.sync import sync_all
@@ -105,7 +106,14 @@ class EmbeddedWorker:
         with self._app.app_context():
             try:
                 self._poll_notifications(0)
-                sync_all(trigger="worker", should_stop=self._stop.is_set)
+                # A store that waits for Amazon's rate limit gives way to the
+                # others, and is taken up again within this round's interval.
+                sync_all(
+                    trigger="worker",
+                    should_stop=self._stop.is_set,
+                    max_rate_wait=get_extension().settings.sync_max_rate_wait_seconds,
+                    until=time.monotonic() + self.interval,
+                )
             finally:
                 try:
                     process_all_feeds(should_stop=self._stop.is_set)

@@ -1,4 +1,5 @@
-"""Buyer-data retention, feed-job errors on the dashboard, unreadable orders.
+"""Buyer-data retention, feed-job errors on the dashboard, unreadable orders,
+sync runs that give way to other stores under Amazon's rate limit.
 
 Orders already closed (Shipped, Canceled, Unfulfillable) get ``closed_at`` from
 Amazon's last change of them, so the purge job counts their retention period
@@ -73,9 +74,11 @@ def upgrade() -> None:
             name=op.f("uq_amazon_unreadable_orders_store_id_amazon_order_id"),
         ),
     )
+    op.add_column("amazon_sync_runs", sa.Column("resume_at", models.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("amazon_sync_runs", "resume_at")
     op.drop_table("amazon_unreadable_orders")
     op.drop_index("ix_amazon_orders_purge", table_name="amazon_orders")
     # DROP COLUMN (SQLite 3.35 and newer, PostgreSQL), never a copy of the table.
