@@ -18,6 +18,14 @@ For each worker count, on a fresh database:
   calls, the least time Amazon's limits allow for it, at Amazon's real rates and
   at the benchmark's scale, and a measured run on ``--naive-stores`` stores.
 
+Then the same with **the limits binding** (``--bound-stores`` stores of
+``--bound-orders`` orders, more pages than ``searchOrders``' burst of 20, at a
+smaller ``--bound-scale``): the least time Amazon's limits allow is then the
+pages beyond the burst at one per 180 s (time-scaled), all sellers in parallel;
+ours against it, with every worker count. A store waiting for its limit gives
+the worker to the others (``AMAZON_ORDERS_SYNC_MAX_RATE_WAIT_SECONDS``); waiting
+store after store instead would take the stores' limit times one after the other.
+
 Usage::
 
     python bench/bench_scale.py [--stores 50] [--orders 2000] [--workers 1,2,4]
@@ -273,6 +281,9 @@ def main() -> None:
     parser.add_argument("--db", help="database URL (default: a new SQLite file)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--naive-stores", type=int, default=2)
+    parser.add_argument("--bound-stores", type=int, default=8, help="0: skip that part")
+    parser.add_argument("--bound-orders", type=int, default=5000)
+    parser.add_argument("--bound-scale", type=float, default=100.0)
     args = parser.parse_args()
     worker_counts = [int(n) for n in args.workers.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -353,6 +364,62 @@ def main() -> None:
                 f"in {seconds:.1f} s ({throttled} x 429); ours needs "
                 f"{args.naive_stores * pages} calls for the same orders"
             )
+    finally:
+        sandbox.terminate()
+        sandbox.wait(10)
+    if args.bound_stores:
+        _bound(args, worker_counts, db_url, broker, tmp)
+
+
+def _bound(
+    args: argparse.Namespace, worker_counts: list[int], db_url: str, broker: str, logs: Path
+) -> None:
+    """Stores with more pages than the burst, at a scale where Amazon's limits bind."""
+    sandbox, url = start_sandbox(args.bound_scale)
+    try:
+        control = SandboxControl(url)
+        sellers = []
+        for n in range(args.bound_stores):
+            seller = control.create_seller(
+                seller_id="A" + uuid.uuid4().hex[:12].upper(), marketplace_id=MARKETPLACE
+            )
+            control.generate_orders(seller["seller_id"], args.bound_orders, seed=100 + n)
+            sellers.append((seller["seller_id"], seller["refresh_token"]))
+        total = args.bound_stores * args.bound_orders
+        pages = math.ceil(args.bound_orders / PAGE)
+        floor = _limit_floor(pages, "searchOrders") / args.bound_scale
+        print()
+        print(
+            f"limits binding: {args.bound_stores} stores x {args.bound_orders} orders "
+            f"({pages} pages each, {pages - PUBLISHED_LIMITS['searchOrders'][1]} beyond the "
+            f"burst), time scale {args.bound_scale:g}: Amazon's limits allow it in "
+            f"{floor:.1f} s (sellers in parallel); store after store, each waiting for its "
+            f"limit, it would take {floor * args.bound_stores:.1f} s"
+        )
+        print("workers | time s | limit s | ratio | 429s | calls | calls/order")
+        for workers in worker_counts:
+            result = _run_celery(
+                workers=workers,
+                db_url=db_url,
+                sandbox_url=url,
+                scale=args.bound_scale,
+                redis_url=args.redis,
+                broker_url=broker,
+                sellers=sellers,
+                expected=total,
+                logs=logs,
+            )
+            spapi = {op: n for op, n in result["calls"].items() if op != "token"}
+            calls = sum(spapi.values())
+            print(
+                f"{workers:>7} | {result['seconds']:6.1f} | {floor:7.1f} | "
+                f"{result['seconds'] / floor:5.2f} | {result['throttled']:4} | "
+                f"{calls:5} | {calls / total:.3f}   {spapi}"
+            )
+            # Amazon's (the sandbox's) buckets refill before the next worker count.
+            rate, burst = PUBLISHED_LIMITS["searchOrders"]
+            time.sleep(burst / (rate * args.bound_scale) * 1.1)
+            redis.Redis.from_url(args.redis).flushdb()
     finally:
         sandbox.terminate()
         sandbox.wait(10)
