@@ -1,8 +1,9 @@
 """The German catalog stays complete and compiled, and the pages follow the locale.
 
 The catalog is checked against a fresh extraction of the package's messages
-(the same method map as babel.cfg, with ``N_``, as ``make translations`` does),
-and the committed ``.mo`` against a fresh compile of the committed ``.po``.
+(the same method map as babel.cfg, with ``N_`` and ``Nn_``, as ``make
+translations`` does), and the committed ``.mo`` against a fresh compile of the
+committed ``.po``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _extract() -> Catalog:
     """The package's messages, extracted afresh as babel.cfg and ``make translations`` say."""
     with BABEL_CFG.open() as cfg:
         method_map, options_map = parse_mapping_cfg(cfg, filename=str(BABEL_CFG))
-    keywords = {**DEFAULT_KEYWORDS, "N_": None}
+    keywords = {**DEFAULT_KEYWORDS, "N_": None, "Nn_": (1, 2)}
     catalog = Catalog(domain=i18n.DOMAIN)
     for filename, lineno, message, comments, context in extract_from_dir(
         str(ROOT), method_map, options_map, keywords=keywords

@@ -73,9 +73,7 @@ class Helpers:
     def money(self, amount: Decimal | None, currency: str | None) -> str:
         if amount is None:
             return i18n.NONE
-        if not currency:
-            return str(numbers.format_decimal(amount, format="#,##0.00", locale=self._locale))
-        return str(numbers.format_currency(amount, currency, locale=self._locale))
+        return i18n.money(amount, currency, self._locale)
 
     def number(self, value: int) -> str:
         return str(numbers.format_decimal(value, locale=self._locale))
