@@ -89,6 +89,8 @@ def test_downgrade_and_upgrade_again(engine):
     migrations.downgrade(engine, "ao0001")
     assert migrations.current(engine) == "ao0001"
     assert "closed_at" not in {c["name"] for c in sa.inspect(engine).get_columns("amazon_orders")}
+    for table in ("amazon_order_events", "amazon_store_events"):
+        assert "params" not in {c["name"] for c in sa.inspect(engine).get_columns(table)}
     migrations.upgrade(engine)
     assert _differences(engine) == []
 
