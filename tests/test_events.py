@@ -14,7 +14,7 @@ import pytest
 from babel.support import NullTranslations
 from flask import Flask
 
-from flask_amazon_orders import events, i18n
+from flask_amazon_orders import events, get_extension, i18n
 
 PACKAGE = Path(events.__file__).resolve().parent
 #: Where the package writes events (the sandbox is Amazon's side and writes none).
@@ -302,6 +302,22 @@ def test_every_sentence_renders_in_english_and_german(german):
         assert events.render(row) == english
         assert german_text != english, key
         assert "%(" not in german_text and "FALLBACK" not in german_text, key
+
+
+def test_the_page_helpers_use_the_pages_language(app_factory):
+    app = app_factory()
+    get_extension(app).access_handler(lambda permission, store: True)
+    from flask_amazon_orders.admin.blueprint import Helpers
+
+    row = _event("status_changed", events.Text("status_changed", status="Shipped").params)
+    with app.test_request_context(headers={"Accept-Language": "de"}):
+        helpers = Helpers()
+        assert helpers.event_title(row) == "Status geändert"
+        assert helpers.event_text(row) == "Amazon hat den Status auf Shipped geändert."
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        helpers = Helpers()
+        assert helpers.event_title(row) == "Status changed"
+        assert helpers.event_text(row) == "Amazon changed the status to Shipped."
 
 
 def test_english_needs_no_translations():
