@@ -40,7 +40,7 @@ bench-scale: $(BIN)/.installed
 # Extract the admin pages' text, merge it into every catalog, compile the catalogs.
 CATALOGS := flask_amazon_orders/translations
 translations: $(BIN)/.installed
-	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k Nn_:1,2 --no-location --sort-output \
 	  --project Flask-Amazon-Orders -o $(CATALOGS)/flask_amazon_orders.pot .
 	$(BIN)/pybabel update -D flask_amazon_orders -i $(CATALOGS)/flask_amazon_orders.pot \
 	  -d $(CATALOGS) --no-wrap

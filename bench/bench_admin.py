@@ -57,6 +57,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from flask_amazon_orders import AmazonOrders
 from flask_amazon_orders.client.records import STATUS_FROM_AMAZON
 from flask_amazon_orders.crypto import buyer_data_context
+from flask_amazon_orders.events import Text, columns
 from flask_amazon_orders.host import HostAdapter
 from flask_amazon_orders.models import (
     AmazonOrder,
@@ -379,15 +380,21 @@ def _order_events(
         "created_at": purchased + dt.timedelta(minutes=2),
         "kind": "imported",
         "to_status": first,
-        "message": None,
+        **columns(Text("imported", status=first)),
     }
-    if state:
-        kind = "host_order_created" if state == "created" else "host_order_blocked"
+    if state == "created":
         yield {
             **base,
             "created_at": purchased + dt.timedelta(minutes=5),
-            "kind": kind,
-            "message": error,
+            "kind": "host_order_created",
+            **columns(Text("host_order_created", number=f"T{order_id}", host_status="Processing")),
+        }
+    elif state:
+        yield {
+            **base,
+            "created_at": purchased + dt.timedelta(minutes=5),
+            "kind": "host_order_blocked",
+            **columns(Text("host_order_blocked", reason=error)),
         }
     if status != first:
         yield {
@@ -396,7 +403,7 @@ def _order_events(
             "kind": "status_changed",
             "from_status": first,
             "to_status": status,
-            "message": None,
+            **columns(Text("status_changed", status=status)),
         }
 
 
@@ -460,7 +467,11 @@ def _fill_stores_and_logs(conn: sa.Connection, now: dt.datetime, rng: random.Ran
                     "created_at": now - dt.timedelta(days=400 - n * 9),
                     "kind": ("store_connected", "settings_changed", "sync_requested")[min(n, 2)],
                     "actor": "admin:bench",
-                    "message": None if n % 3 else "Order import enabled.",
+                    **columns(
+                        None
+                        if n % 3
+                        else Text("settings_changed", changes=[Text("order_import_on")])
+                    ),
                 }
             )
     insert_rows(conn, SyncRun.__tablename__, runs)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from decimal import Decimal
 from typing import Any
 
+from babel import numbers
 from flask import Flask, has_request_context, request
 from flask_babel import Babel, Domain
 
@@ -45,6 +47,18 @@ NONE = "\u2013"
 def N_(string: str) -> str:
     """Mark ``string`` for translation where it is defined; translate it where shown."""
     return string
+
+
+def Nn_(singular: str, plural: str) -> tuple[str, str]:
+    """:func:`N_` for a message with a plural form (translated with ``ngettext``)."""
+    return singular, plural
+
+
+def money(amount: Decimal, currency: str | None, locale: Any) -> str:
+    """An amount as ``locale`` writes it, in ``currency`` if there is one (``59,00 €``)."""
+    if not currency:
+        return str(numbers.format_decimal(amount, format="#,##0.00", locale=locale))
+    return str(numbers.format_currency(amount, currency, locale=locale))
 
 
 def _select_locale() -> str | None:

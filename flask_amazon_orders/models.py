@@ -305,7 +305,12 @@ class OrderEvent(Base):
     actor: Mapped[str] = mapped_column(sa.String(120), default="sync")
     from_status: Mapped[str | None] = mapped_column(sa.String(24))
     to_status: Mapped[str | None] = mapped_column(sa.String(24))
+    #: What happened, in English (for logs and readers that do not know ``params``).
     message: Mapped[str | None] = mapped_column(sa.Text)
+    #: What happened, as one of our sentences and its values (``{"text": "imported",
+    #: "status": "Unshipped"}``), translated when shown: see :mod:`flask_amazon_orders.events`.
+    #: ``None`` in rows from before it, which are shown with their ``message``.
+    params: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
 
     order: Mapped[AmazonOrder] = relationship(back_populates="events")
 
@@ -503,7 +508,10 @@ class StoreEvent(Base):
     #: ``store_connected``, ``settings_changed``, ``sync_requested`` …
     kind: Mapped[str] = mapped_column(sa.String(40))
     actor: Mapped[str] = mapped_column(sa.String(120), default="admin")
+    #: What happened, in English.
     message: Mapped[str | None] = mapped_column(sa.Text)
+    #: What happened, translated when shown (as :attr:`OrderEvent.params`).
+    params: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON(none_as_null=True))
 
     def __repr__(self) -> str:
         return f"<StoreEvent {self.kind} store={self.store_id}>"

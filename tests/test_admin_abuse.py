@@ -422,6 +422,26 @@ def test_hostile_text_everywhere_is_escaped_on_every_page(app, db, world):
             for name in columns:
                 length = getattr(table.c[name].type, "length", None)
                 conn.execute(sa.update(table).values({name: EVIL[:length] if length else EVIL}))
+        # The events' sentences, with hostile values (Amazon's message, a memo, a name).
+        conn.execute(
+            sa.update(metadata.tables["amazon_order_events"]).values(
+                params={
+                    "text": "cancel_requested_memo",
+                    "cancel_reason": EVIL,
+                    "memo": {"text": "cancel_rejected", "error": EVIL},
+                }
+            )
+        )
+        conn.execute(
+            sa.update(metadata.tables["amazon_store_events"]).values(
+                params={
+                    "text": "store_connected",
+                    "name": EVIL,
+                    "seller": EVIL,
+                    "marketplace": EVIL,
+                }
+            )
+        )
         # Failed and rejected rows, so that their messages are on the pages too.
         conn.execute(sa.update(metadata.tables["amazon_cancellations"]).values(state="rejected"))
         conn.execute(

@@ -234,7 +234,7 @@ def test_purge_deletes_buyer_data_only_after_the_retention_period(app, db, close
     logged = db.session.scalars(
         sa.select(StoreEvent.message).where(StoreEvent.kind == "buyer_data_purged")
     ).all()
-    assert logged == ["Buyer data of 2 orders deleted (30 days after they closed)."]
+    assert logged == ["Buyer data of 2 orders deleted (retention period 30 days)."]
     # A second run finds nothing more to do.
     assert purge.purge_store(closed["store_id"], now=_now() + 31 * DAY).purged == 0
 

@@ -1,19 +1,23 @@
 """The German catalog stays complete and compiled, and the pages follow the locale.
 
 The catalog is checked against a fresh extraction of the package's messages
-(the same method map as babel.cfg, with ``N_``, as ``make translations`` does),
-and the committed ``.mo`` against a fresh compile of the committed ``.po``.
+(the same method map as babel.cfg, with ``N_`` and ``Nn_``, as ``make
+translations`` does), and the committed ``.mo`` against a fresh compile of the
+committed ``.po``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext
 import io
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
@@ -26,6 +30,7 @@ from helpers import connect_store
 
 from flask_amazon_orders import AmazonOrders, get_extension, i18n
 from flask_amazon_orders.errors import ConfigurationError
+from flask_amazon_orders.models import AmazonOrder
 from flask_amazon_orders.services import stores
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +68,7 @@ def _extract() -> Catalog:
     """The package's messages, extracted afresh as babel.cfg and ``make translations`` say."""
     with BABEL_CFG.open() as cfg:
         method_map, options_map = parse_mapping_cfg(cfg, filename=str(BABEL_CFG))
-    keywords = {**DEFAULT_KEYWORDS, "N_": None}
+    keywords = {**DEFAULT_KEYWORDS, "N_": None, "Nn_": (1, 2)}
     catalog = Catalog(domain=i18n.DOMAIN)
     for filename, lineno, message, comments, context in extract_from_dir(
         str(ROOT), method_map, options_map, keywords=keywords
@@ -285,3 +290,146 @@ def test_plural_forms_in_a_german_request(admin_app, german):
         assert i18n.ngettext(singular, plural, 3) == forms[1] % {"num": 3}
     with admin_app.test_request_context(headers={"Accept-Language": "en"}):
         assert i18n.ngettext(singular, plural, 3) == "3 orders could not become shop orders"
+
+
+# -- the timeline and the activity log -------------------------------------------------
+
+
+def _section(page: str, heading_id: str) -> str:
+    """The text of the page's section headed by ``heading_id``."""
+    start = page.index(f'id="{heading_id}"')
+    return " ".join(page[start : page.index("</section>", start)].split())
+
+
+def _sandbox_order(sandbox: Any, seller: dict[str, Any], ago: int) -> str:
+    moment = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=ago)
+    stamp = moment.isoformat().replace("+00:00", "Z")
+    return str(
+        sandbox.control.create_order(
+            seller["seller_id"],
+            status="UNSHIPPED",
+            created_time=stamp,
+            last_updated_time=stamp,
+            items=[{"sku": "TEA-GREEN-100", "quantity": 2, "unit_price": "4.50"}],
+        )["orderId"]
+    )
+
+
+def test_the_timeline_and_the_activity_log_follow_the_locale(
+    admin_app, german, sandbox, seller, monkeypatch
+):
+    """A German admin reads what happened in German, after a sync, a settings change,
+    cancellations that Amazon confirms and rejects, a status change and a purge; what
+    Amazon and the admin wrote stays as written, and entries from before the events
+    had their sentences show their stored English text."""
+    from flask_amazon_orders.jobs import feeds as feeds_job
+    from flask_amazon_orders.jobs import purge
+    from flask_amazon_orders.models import OrderEvent, StoreEvent
+    from flask_amazon_orders.services import cancelling
+
+    confirmed, rejected, moving = (_sandbox_order(sandbox, seller, 3600 + n) for n in range(3))
+    real_send = feeds_job._Run.send
+
+    def ship_then_send(self: Any, submission: Any) -> None:
+        sandbox.control.set_status(rejected, "SHIPPED")  # before Amazon processes the feed
+        real_send(self, submission)
+
+    monkeypatch.setattr(feeds_job._Run, "send", ship_then_send)
+    with admin_app.app_context():
+        ext = get_extension()
+        store_id = connect_store(seller).id
+        assert ext.sync(store_id).status == "succeeded"
+        stores.update_order_settings(store_id, initial_status="Neu", actor="admin:ann")
+        cancelling.cancel_orders(
+            store_id, [confirmed, rejected], reason="NoInventory", memo="Kunde rief an, 100%"
+        )
+        for _ in range(50):
+            feeds_job.process_feeds(store_id)
+            if feeds_job.next_poll_due() is None:
+                break
+            time.sleep(0.05)
+        sandbox.control.set_status(moving, "SHIPPED")
+        assert ext.sync(store_id).status == "succeeded"
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31)
+        assert purge.purge_store(store_id, now=later).purged == 3
+        pk = {
+            order.amazon_order_id: order.id for order in ext.session.scalars(sa.select(AmazonOrder))
+        }
+        rejection = ext.session.scalar(
+            sa.select(OrderEvent).where(OrderEvent.kind == "cancel_rejected")
+        )
+        amazon_says = rejection.params["error"]  # Amazon's own words
+        feed = ext.session.scalar(
+            sa.select(OrderEvent).where(OrderEvent.kind == "cancel_sent")
+        ).params["feed"]
+        # Written before events had their sentences: only the English message.
+        ext.session.add_all(
+            [
+                OrderEvent(
+                    order_id=pk[confirmed],
+                    kind="a_kind_from_before",
+                    actor="sync",
+                    message="Written before params existed.",
+                ),
+                StoreEvent(
+                    store_id=store_id,
+                    kind="settings_changed",
+                    actor="cli",
+                    message="order import on.",
+                ),
+            ]
+        )
+        ext.session.commit()
+    assert "cannot be cancelled" in amazon_says
+
+    client = admin_app.test_client()
+    base = f"{PREFIX}/stores/{store_id}"
+
+    def read(url: str, language: str, heading: str) -> str:
+        response = client.get(url, headers={"Accept-Language": language})
+        assert response.status_code == 200, url
+        return _section(response.data.decode(), heading)
+
+    activity = read(base, "de", "activity-heading")
+    for shown in (
+        _de(german, "Store connected"),
+        f"Amazon DE: Verkäufer {seller['seller_id']} in A1PA6795UKMFR9.",
+        "Geändert: Anfangsstatus Processing → Neu.",
+        "Käuferdaten von 3 Bestellungen gelöscht (Aufbewahrungsfrist 30 Tage).",
+        "von ann",
+        "order import on.",  # the entry from before, as stored
+    ):
+        assert shown in activity, shown
+    for english in ("Store connected", "seller ", "Changed:", "Buyer data of"):
+        assert english not in activity, english
+
+    timeline = read(f"{base}/orders/{confirmed}", "de", "timeline-heading")
+    for shown in (
+        "Von Amazon importiert mit dem Status Unshipped.",
+        "Storniert (Kein Bestand); wartet auf die Übermittlung an Amazon. "
+        "Notiz: Kunde rief an, 100%",
+        f"Stornierung in Feed {feed} an Amazon gesendet (Nachricht 1).",
+        f"Amazon hat die Stornierung bestätigt (Feed {feed}); Amazon informiert den Käufer.",
+        "Käuferdaten gelöscht: Die Bestellung wurde vor mehr als 30 Tagen abgeschlossen "
+        "(die Aufbewahrungsfrist).",
+        "a_kind_from_before",
+        "Written before params existed.",
+    ):
+        assert shown in timeline, shown
+    for english in ("Imported from Amazon", "Cancelled (", "Amazon confirmed", "Buyer data"):
+        assert english not in timeline, english
+
+    timeline = read(f"{base}/orders/{rejected}", "de", "timeline-heading")
+    assert f"Amazon hat die Stornierung abgelehnt: {amazon_says}" in timeline
+    assert "Amazon rejected" not in timeline
+
+    timeline = read(f"{base}/orders/{moving}", "de", "timeline-heading")
+    assert "Amazon hat den Status auf Shipped geändert." in timeline
+
+    # The same entries in English for an English reader.
+    timeline = read(f"{base}/orders/{rejected}", "en", "timeline-heading")
+    assert f"Amazon rejected the cancellation: {amazon_says}" in timeline
+    assert "Imported from Amazon as Unshipped." in timeline
+    activity = read(base, "en", "activity-heading")
+    assert "Buyer data of 3 orders deleted (retention period 30 days)." in activity
+    assert "Changed: initial status Processing → Neu." in activity

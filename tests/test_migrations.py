@@ -15,8 +15,8 @@ from alembic.migration import MigrationContext
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_amazon_orders import AmazonOrders, get_extension, migrations
-from flask_amazon_orders.models import AmazonOrder, Store, metadata
+from flask_amazon_orders import AmazonOrders, events, get_extension, migrations
+from flask_amazon_orders.models import AmazonOrder, OrderEvent, Store, StoreEvent, metadata
 
 
 @pytest.fixture
@@ -89,6 +89,8 @@ def test_downgrade_and_upgrade_again(engine):
     migrations.downgrade(engine, "ao0001")
     assert migrations.current(engine) == "ao0001"
     assert "closed_at" not in {c["name"] for c in sa.inspect(engine).get_columns("amazon_orders")}
+    for table in ("amazon_order_events", "amazon_store_events"):
+        assert "params" not in {c["name"] for c in sa.inspect(engine).get_columns(table)}
     migrations.upgrade(engine)
     assert _differences(engine) == []
 
@@ -104,7 +106,8 @@ def test_upgrade_keeps_the_data_of_the_first_schema(engine, tmp_path: Path):
     stores, orders, items = (
         tables.tables[name] for name in ("amazon_stores", "amazon_orders", "amazon_order_items")
     )
-    events = tables.tables["amazon_order_events"]
+    order_events = tables.tables["amazon_order_events"]
+    store_events = tables.tables["amazon_store_events"]
     now = _t("2026-10-01T12:00:00")
     with engine.begin() as conn:
         conn.execute(
@@ -159,9 +162,25 @@ def test_upgrade_keeps_the_data_of_the_first_schema(engine, tmp_path: Path):
                 },
             )
             conn.execute(
-                events.insert(),
-                {"order_id": n + 1, "created_at": now, "kind": "imported", "actor": "sync"},
+                order_events.insert(),
+                {
+                    "order_id": n + 1,
+                    "created_at": now,
+                    "kind": "imported",
+                    "actor": "sync",
+                    "message": f"Imported from Amazon as {status}.",
+                },
             )
+        conn.execute(
+            store_events.insert(),
+            {
+                "store_id": 1,
+                "created_at": now,
+                "kind": "settings_changed",
+                "actor": "admin:ann",
+                "message": "order import on.",
+            },
+        )
     migrations.upgrade(engine)
     assert _differences(engine) == []
     # The data is all there, and readable through the extension's models.
@@ -180,6 +199,15 @@ def test_upgrade_keeps_the_data_of_the_first_schema(engine, tmp_path: Path):
         assert shipped.closed_at == shipped.amazon_updated_at
         assert open_order.closed_at is None
         assert open_order.buyer_data_purged_at is None
+        # The events keep their English message and have no params: they are shown
+        # with the message.
+        timeline = session.scalars(sa.select(OrderEvent).order_by(OrderEvent.id)).all()
+        assert [(e.params, events.render(e)) for e in timeline] == [
+            (None, "Imported from Amazon as Unshipped."),
+            (None, "Imported from Amazon as Shipped."),
+        ]
+        logged = session.scalars(sa.select(StoreEvent)).one()
+        assert (logged.params, events.render(logged)) == (None, "order import on.")
         session.remove()
         db.engine.dispose()
 

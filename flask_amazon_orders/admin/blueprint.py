@@ -11,7 +11,7 @@ from flask import Blueprint, render_template
 from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
 
-from .. import i18n
+from .. import events, i18n
 from ..client.records import STATUS_LABELS
 from ..config import MARKETPLACES
 from ..extension import get_extension
@@ -39,6 +39,8 @@ _ACTORS = {
     "amazon": N_("Amazon"),
     "buyer": N_("the buyer"),
     "amazon-orders": N_("Flask-Amazon-Orders"),
+    "purge": N_("the purge job"),
+    "host": N_("the shop"),
 }
 _STATUS_RANK = {status: index for index, status in enumerate(STATUS_LABELS)}
 
@@ -73,9 +75,7 @@ class Helpers:
     def money(self, amount: Decimal | None, currency: str | None) -> str:
         if amount is None:
             return i18n.NONE
-        if not currency:
-            return str(numbers.format_decimal(amount, format="#,##0.00", locale=self._locale))
-        return str(numbers.format_currency(amount, currency, locale=self._locale))
+        return i18n.money(amount, currency, self._locale)
 
     def number(self, value: int) -> str:
         return str(numbers.format_decimal(value, locale=self._locale))
@@ -91,6 +91,14 @@ class Helpers:
         if actor.startswith("admin:"):
             return actor[len("admin:") :]
         return self.gettext(_ACTORS[actor]) if actor in _ACTORS else actor
+
+    def event_title(self, event: events.Event) -> str:
+        """The heading of a timeline or activity entry (``Imported from Amazon`` …)."""
+        return events.title(event.kind, self._translations)
+
+    def event_text(self, event: events.Event) -> str:
+        """What the entry says, in the page's language (see :mod:`flask_amazon_orders.events`)."""
+        return events.render(event, translations=self._translations, locale=self._locale)
 
     @staticmethod
     def by_lifecycle(counts: dict[str, int]) -> list[tuple[str, int]]:

@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import signals
+from .. import events, signals
 from ..client.feeds_xml import (
     ORDER_ACKNOWLEDGEMENT,
     PAYMENT_ADJUSTMENT,
@@ -57,7 +57,7 @@ from ..client.feeds_xml import (
     order_adjustment_feed,
     parse_processing_report,
 )
-from ..client.records import STATUS_LABELS, parse_order
+from ..client.records import parse_order
 from ..errors import (
     AmazonOrdersError,
     ConfigurationError,
@@ -194,7 +194,7 @@ class _Run:
 
     # -- settling --------------------------------------------------------------------
 
-    def confirm(self, cancellation: Row, message: str) -> None:
+    def confirm(self, cancellation: Row, message: events.Text) -> None:
         if isinstance(cancellation, Adjustment):
             self.confirm_adjustment(cancellation, message)
             return
@@ -205,7 +205,7 @@ class _Run:
             (signals.cancellation_confirmed, {"order": order, "cancellation": cancellation})
         )
 
-    def reject(self, cancellation: Row, message: str, amazon_status: str | None) -> None:
+    def reject(self, cancellation: Row, message: events.Text, amazon_status: str | None) -> None:
         if isinstance(cancellation, Adjustment):
             self.reject_adjustment(cancellation, message)
             return
@@ -221,7 +221,7 @@ class _Run:
         self.pending_signals.append(
             (
                 signals.cancellation_rejected,
-                {"order": order, "cancellation": cancellation, "message": message},
+                {"order": order, "cancellation": cancellation, "message": str(message)},
             )
         )
         if restored:
@@ -236,22 +236,22 @@ class _Run:
                 )
             )
 
-    def settle_by_asking(self, cancellation: Row, why: str) -> None:
+    def settle_by_asking(self, cancellation: Row, why: events.Text) -> None:
         """Settle by Amazon's word: cancelled there is confirmed, anything else rejected."""
         if isinstance(cancellation, Adjustment):
-            self.reject(cancellation, f"Not applied ({why}).", None)
+            self.reject(cancellation, events.Text("adjustment_not_applied", why=why), None)
             return
         self.keep_lease()  # commits what was settled before (see amazon_status)
         order = cancelling.order_of(cancellation.order_id)
         status, error = self.amazon_status(order.amazon_order_id)
         if status == "Canceled":
-            self.confirm(cancellation, f"Amazon has cancelled the order ({why}).")
+            self.confirm(cancellation, events.Text("cancelled_on_amazon", why=why))
         elif status is None and not isinstance(error, NotFoundError):
             # Amazon cannot be asked now: leave it queued; the next run asks again.
             self.release(cancellation, f"{why}; could not check the order on Amazon: {error}")
             self.problem(f"Checking order {order.amazon_order_id} on Amazon failed", error)
         else:
-            self.reject(cancellation, f"The order was not cancelled ({why}).", status)
+            self.reject(cancellation, events.Text("not_cancelled", why=why), status)
 
     @staticmethod
     def release(cancellation: Row, why: str | None = None) -> None:
@@ -264,7 +264,7 @@ class _Run:
     def requeue(self, cancellation: Row, why: str) -> None:
         if cancellation.attempts >= MAX_ATTEMPTS:
             self.settle_by_asking(
-                cancellation, f"Amazon could not process it after {cancellation.attempts} attempts"
+                cancellation, events.Text("not_processed", num=cancellation.attempts)
             )
             return
         cancellation.state = "queued"
@@ -273,7 +273,7 @@ class _Run:
             cancelling.order_of(cancellation.order_id).cancellation_state = "queued"
         self.result.requeued += 1
 
-    def confirm_adjustment(self, adjustment: Adjustment, message: str) -> None:
+    def confirm_adjustment(self, adjustment: Adjustment, message: events.Text) -> None:
         adjusting.confirm(adjustment, message)
         order = cancelling.order_of(adjustment.order_id)
         adjusting.host_adjusted(order, adjustment)
@@ -282,7 +282,7 @@ class _Run:
             (signals.adjustment_confirmed, {"order": order, "adjustment": adjustment})
         )
 
-    def reject_adjustment(self, adjustment: Adjustment, message: str) -> None:
+    def reject_adjustment(self, adjustment: Adjustment, message: events.Text) -> None:
         adjusting.reject(adjustment, message)
         self.result.rejected += 1
         order = cancelling.order_of(adjustment.order_id)
@@ -295,7 +295,7 @@ class _Run:
         self.pending_signals.append(
             (
                 signals.adjustment_rejected,
-                {"order": order, "adjustment": adjustment, "message": message},
+                {"order": order, "adjustment": adjustment, "message": str(message)},
             )
         )
 
@@ -439,7 +439,7 @@ class _Run:
         if status is None:
             if isinstance(record, NotFoundError):
                 self.release(cancellation)
-                self.reject(cancellation, f"Amazon does not know this order: {record}", None)
+                self.reject(cancellation, events.Text("unknown_to_amazon", error=str(record)), None)
             else:
                 self.release(
                     cancellation, f"Could not check the order on Amazon; retrying: {record}"
@@ -451,21 +451,21 @@ class _Run:
             return None
         if status == "Canceled":
             self.release(cancellation)
-            self.confirm(cancellation, "Amazon had cancelled the order already.")
+            self.confirm(cancellation, events.Text("cancelled_already"))
             return None
         if status != "Unshipped":
             self.release(cancellation)
-            label = STATUS_LABELS.get(status, status)
-            self.reject(
-                cancellation, f"The order is {label} on Amazon now; it was not cancelled.", status
-            )
+            self.reject(cancellation, events.Text("cancel_status_moved", status=status), status)
             return None
         if cancellation.attempts >= MAX_ATTEMPTS:
             self.release(cancellation)
             self.reject(
                 cancellation,
-                f"Amazon did not take the cancellation in {cancellation.attempts} attempts "
-                f"({cancellation.result or 'no answer'}); the order is still Unshipped there.",
+                events.Text(
+                    "cancel_attempts",
+                    num=cancellation.attempts,
+                    last=cancellation.result or events.Text("no_answer"),
+                ),
                 status,
             )
             return None
@@ -479,7 +479,7 @@ class _Run:
             check_cancel(cancel)
         except ValueError as exc:
             self.release(cancellation)
-            self.reject(cancellation, f"The cancellation cannot be sent to Amazon: {exc}", status)
+            self.reject(cancellation, events.Text("cancel_unsendable", error=str(exc)), status)
             return None
         return cancel
 
@@ -521,7 +521,7 @@ class _Run:
         if status is None:
             self.release(adjustment, f"Could not check the order on Amazon; retrying: {record}")
             if isinstance(record, NotFoundError):
-                self.reject(adjustment, f"Amazon does not know this order: {record}", None)
+                self.reject(adjustment, events.Text("unknown_to_amazon", error=str(record)), None)
             else:
                 self.problem(
                     f"Checking order {order.amazon_order_id} on Amazon before adjusting its "
@@ -533,27 +533,21 @@ class _Run:
         open_units = 0 if item is None else item.quantity_ordered - item.quantity_shipped
         if status not in ("Unshipped", "PartiallyShipped") or item is None:
             self.release(adjustment)
-            self.reject(
-                adjustment,
-                f"The order is {STATUS_LABELS.get(status, status)} on Amazon now; "
-                "the items were not cancelled.",
-                None,
-            )
+            self.reject(adjustment, events.Text("adjustment_status_moved", status=status), None)
             return None
         if adjustment.quantity_cancelled > open_units:
             self.release(adjustment)
-            self.reject(
-                adjustment,
-                f"Only {open_units} unit(s) are unshipped on Amazon now; nothing was cancelled.",
-                None,
-            )
+            self.reject(adjustment, events.Text("adjustment_units_gone", num=open_units), None)
             return None
         if adjustment.attempts >= MAX_ATTEMPTS:
             self.release(adjustment)
             self.reject(
                 adjustment,
-                f"Amazon did not take the adjustment in {adjustment.attempts} attempts "
-                f"({adjustment.result or 'no answer'}).",
+                events.Text(
+                    "adjustment_attempts",
+                    num=adjustment.attempts,
+                    last=adjustment.result or events.Text("no_answer"),
+                ),
                 None,
             )
             return None
@@ -580,7 +574,7 @@ class _Run:
             check_adjustment(message)
         except ValueError as exc:
             self.release(adjustment)
-            self.reject(adjustment, f"The adjustment cannot be sent to Amazon: {exc}", None)
+            self.reject(adjustment, events.Text("adjustment_unsendable", error=str(exc)), None)
             return None
         return message
 
@@ -666,19 +660,28 @@ class _Run:
         for cancellation in self._cancellations(submission):
             cancellation.state = "sent"
             order = cancelling.order_of(cancellation.order_id)
-            what = "Adjustment"
             if isinstance(cancellation, Cancellation):
                 order.cancellation_state = "sent"
-                what = "Cancellation"
-            self.session.add(
-                OrderEvent(
+                event = OrderEvent(
                     order_id=order.id,
-                    kind="cancel_sent" if what == "Cancellation" else "adjustment_sent",
+                    kind="cancel_sent",
                     actor="amazon-orders",
-                    message=f"{what} sent to Amazon in feed {feed_id} "
-                    f"(message {cancellation.message_id}).",
+                    **events.columns(
+                        events.Text("cancel_sent", feed=feed_id, message_id=cancellation.message_id)
+                    ),
                 )
-            )
+            else:
+                event = OrderEvent(
+                    order_id=order.id,
+                    kind="adjustment_sent",
+                    actor="amazon-orders",
+                    **events.columns(
+                        events.Text(
+                            "adjustment_sent", feed=feed_id, message_id=cancellation.message_id
+                        )
+                    ),
+                )
+            self.session.add(event)
         self.commit()
         self.result.submitted.append(feed_id)
         log.info(
@@ -746,14 +749,15 @@ class _Run:
             # The same packageReferenceId at every retry: Amazon takes it once.
             self.client.confirm_shipment(order.amazon_order_id, body)
         except (InvalidInputError, NotFoundError) as exc:
+            text = events.Text("shipment_rejected", error=str(exc.message or exc))
             shipment.state = "rejected"
-            shipment.result = f"Amazon refused the shipment confirmation: {exc.message or exc}"
+            shipment.result = str(text)
             self.session.add(
                 OrderEvent(
                     order_id=order.id,
                     kind="shipment_rejected",
                     actor="amazon",
-                    message=shipment.result,
+                    **events.columns(text),
                 )
             )
             self.pending_signals.append(
@@ -846,11 +850,11 @@ class _Run:
             if failures:
                 self._rejected_by_amazon(cancellation, failures[0].description)
             elif complete:
-                self.confirm(
-                    cancellation,
-                    f"Amazon confirmed the cancellation (feed {submission.feed_id}); "
-                    "Amazon tells the buyer.",
-                )
+                if isinstance(cancellation, Adjustment):
+                    text = events.Text("adjustment_confirmed", feed=submission.feed_id)
+                else:
+                    text = events.Text("cancel_confirmed", feed=submission.feed_id)
+                self.confirm(cancellation, text)
             else:
                 # FATAL (some, none or all may have been applied), CANCELLED, or no
                 # usable report: checked again (an order Amazon cancelled is then
@@ -866,7 +870,7 @@ class _Run:
 
     def _rejected_by_amazon(self, cancellation: Row, description: str) -> None:
         if isinstance(cancellation, Adjustment):
-            self.reject(cancellation, f"Amazon rejected the adjustment: {description}", None)
+            self.reject(cancellation, events.Text("adjustment_rejected", error=description), None)
             return
         self.keep_lease()  # commits what was settled before (see amazon_status)
         order = cancelling.order_of(cancellation.order_id)
@@ -874,9 +878,9 @@ class _Run:
         if status == "Canceled":
             # Amazon refused our message because the order is cancelled already
             # (by the buyer, by Amazon, or by an earlier feed): cancelled it is.
-            self.confirm(cancellation, f"Amazon has cancelled the order ({description}).")
+            self.confirm(cancellation, events.Text("cancelled_on_amazon", why=description))
         else:
-            self.reject(cancellation, f"Amazon rejected the cancellation: {description}", status)
+            self.reject(cancellation, events.Text("cancel_rejected", error=description), status)
 
 
 def _parse_time(value: Any) -> dt.datetime | None:

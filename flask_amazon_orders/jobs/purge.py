@@ -21,6 +21,7 @@ import logging
 
 import sqlalchemy as sa
 
+from .. import events
 from ..extension import get_extension
 from ..models import AmazonOrder, OrderEvent, Store, metadata, utcnow
 from ..services.stores import record
@@ -85,10 +86,7 @@ def purge_store(store: Store | int, *, now: dt.datetime | None = None) -> PurgeR
         )
         purged = [row.id for row in rows if row.id in done and row[1]]
         if purged:
-            message = (
-                f"Buyer data deleted: the order closed more than {days} days ago "
-                "(the retention period)."
-            )
+            said = events.columns(events.Text("order_buyer_data_purged", num=days))
             session.execute(
                 sa.insert(_EVENTS),
                 [
@@ -99,7 +97,7 @@ def purge_store(store: Store | int, *, now: dt.datetime | None = None) -> PurgeR
                         "actor": "purge",
                         "from_status": None,
                         "to_status": None,
-                        "message": message,
+                        **said,
                     }
                     for order_id in purged
                 ],
@@ -114,7 +112,11 @@ def purge_store(store: Store | int, *, now: dt.datetime | None = None) -> PurgeR
             store_id,
             "buyer_data_purged",
             "purge",
-            f"Buyer data of {run.purged} orders deleted ({days} days after they closed).",
+            events.Text(
+                "store_buyer_data_purged",
+                num=run.purged,
+                period=events.Text("retention_period", num=days),
+            ),
         )
         session.commit()
         log.info(

@@ -42,11 +42,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import signals
+from .. import events, signals
 from ..client.records import (
     INCLUDED_BUYER_DATA,
     INCLUDED_DATA,
-    STATUS_LABELS,
     OrderRecord,
     order_id_of,
     parse_order,
@@ -229,9 +228,11 @@ def _buyer_changed(ext: AmazonOrders, order: AmazonOrder, record: OrderRecord) -
         return True  # unreadable (a removed key): Amazon's copy replaces it
 
 
-def _cancel_request_message(record: OrderRecord) -> str:
+def _cancel_request_text(record: OrderRecord) -> events.Text:
     reason = record.buyer_cancel_reason
-    return "The buyer asked Amazon to cancel this order" + (f": {reason}" if reason else ".")
+    if reason:
+        return events.Text("buyer_cancel_requested_reason", buyer_reason=reason)
+    return events.Text("buyer_cancel_requested")
 
 
 def _apply_items(order: AmazonOrder, record: OrderRecord) -> None:
@@ -285,14 +286,13 @@ def _insert_new(
     )
     ids = [id_of[record.amazon_order_id] for record in records]
     items = []
-    events = []
+    timeline = []
     for order_id, record in zip(ids, records, strict=True):
         for item in record.items:
             values = {name: getattr(item, name) for name in _ITEM_FIELDS}
             values.update(order_id=order_id, order_item_id=item.order_item_id)
             items.append(values)
-        label = STATUS_LABELS.get(record.status, record.status)
-        events.append(
+        timeline.append(
             {
                 "order_id": order_id,
                 "created_at": now,
@@ -300,11 +300,11 @@ def _insert_new(
                 "actor": "sync",
                 "from_status": None,
                 "to_status": record.status,
-                "message": f"Imported from Amazon as {label}.",
+                **events.columns(events.Text("imported", status=record.status)),
             }
         )
         if record.buyer_cancel_requested:
-            events.append(
+            timeline.append(
                 {
                     "order_id": order_id,
                     "created_at": now,
@@ -312,12 +312,12 @@ def _insert_new(
                     "actor": "buyer",
                     "from_status": None,
                     "to_status": None,
-                    "message": _cancel_request_message(record),
+                    **events.columns(_cancel_request_text(record)),
                 }
             )
     if items:
         bulk_insert(session, _ITEMS_TABLE, items)
-    bulk_insert(session, _EVENTS_TABLE, events)
+    bulk_insert(session, _EVENTS_TABLE, timeline)
     progress.created.extend(ids)
 
 
@@ -369,7 +369,7 @@ def _update_changed(
                     actor="amazon",
                     from_status=old_status,
                     to_status=new_status,
-                    message=f"Amazon changed the status to {order.status_label}.",
+                    **events.columns(events.Text("status_changed", status=new_status)),
                 )
             )
             progress.status_changes.append((order, old_status, new_status))
@@ -381,7 +381,7 @@ def _update_changed(
                     order_id=order.id,
                     kind="buyer_cancel_requested",
                     actor="buyer",
-                    message=_cancel_request_message(record),
+                    **events.columns(_cancel_request_text(record)),
                 )
             )
 

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from babel import numbers
 
+from .. import events
 from ..errors import AmazonOrdersError
 from ..extension import get_extension
 from ..i18n import N_, _
@@ -255,9 +256,7 @@ def adjust_items(
                 order_id=order.id,
                 kind="adjustment_queued",
                 actor=actor[:120],
-                message=f"{refund.quantity} unit(s) of item {refund.order_item_id} cancelled "
-                f"({reason}), refund {refund.total} {order.currency or ''}; queued for Amazon."
-                + (f" Memo: {memo}" if memo else ""),
+                **events.columns(_queued_text(refund, reason, memo, order.currency)),
             )
         )
     session.commit()
@@ -265,25 +264,48 @@ def adjust_items(
     return rows
 
 
-def _settle(adjustment: Adjustment, state: str, message: str) -> None:
+def _queued_text(
+    refund: Refund, reason: str, memo: str | None, currency: str | None
+) -> events.Text:
+    refunded = {"amount": str(refund.total), "currency": currency}
+    if memo:
+        return events.Text(
+            "adjustment_queued_memo",
+            num=refund.quantity,
+            item=refund.order_item_id,
+            adjustment_reason=reason,
+            refund=refunded,
+            memo=memo,
+        )
+    return events.Text(
+        "adjustment_queued",
+        num=refund.quantity,
+        item=refund.order_item_id,
+        adjustment_reason=reason,
+        refund=refunded,
+    )
+
+
+def _settle(adjustment: Adjustment, state: str, message: events.Text) -> None:
     adjustment.state = state
-    adjustment.result = message
+    adjustment.result = str(message)
+    text = events.Text("adjustment_settled", item=adjustment.order_item_id, result=message)
     get_extension().session.add(
         OrderEvent(
             order_id=adjustment.order_id,
-            kind=f"adjustment_{state}",
+            kind="adjustment_confirmed" if state == "confirmed" else "adjustment_rejected",
             actor="amazon",
-            message=f"Item {adjustment.order_item_id}: {message}",
+            **events.columns(text),
         )
     )
 
 
-def confirm(adjustment: Adjustment, message: str) -> None:
+def confirm(adjustment: Adjustment, message: events.Text) -> None:
     """Amazon applied the adjustment (in the session; the caller commits)."""
     _settle(adjustment, "confirmed", message)
 
 
-def reject(adjustment: Adjustment, message: str) -> None:
+def reject(adjustment: Adjustment, message: events.Text) -> None:
     """Amazon did not apply it (in the session; the caller commits)."""
     _settle(adjustment, "rejected", message)
 
@@ -304,6 +326,6 @@ def host_adjusted(order: AmazonOrder, adjustment: Adjustment) -> None:
                 order_id=order.id,
                 kind="host_order_failed",
                 actor="amazon-orders",
-                message=f"The shop order could not be adjusted: {exc}",
+                **events.columns(events.Text("host_order_not_adjusted", error=str(exc))),
             )
         )

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .. import signals
+from .. import events, signals
 from ..errors import AmazonOrdersError
 from ..extension import get_extension
 from ..host import COMPLETE
@@ -328,10 +328,11 @@ def cancel_orders(
             else _("The order changed meanwhile and is no longer Unshipped; nothing was cancelled.")
         )
     adapter = ext.host
-    label = REASON_VALUES[reason].label
-    message = f"Cancelled ({label}); queued to be sent to Amazon." + (
-        f" Memo: {memo}" if memo else ""
-    )
+    if memo:
+        text = events.Text("cancel_requested_memo", cancel_reason=reason, memo=memo)
+    else:
+        text = events.Text("cancel_requested", cancel_reason=reason)
+    said = events.columns(text)
     if not claimed:
         session.rollback()
         return result
@@ -348,7 +349,7 @@ def cancel_orders(
     claimed_orders = {order_id: order for order_id, order in allowed.items() if order_id in claimed}
     to_complete: list[AmazonOrder] = []
     rows: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    timeline: list[dict[str, Any]] = []
     now = utcnow()
     host_before = _host_statuses_before(adapter, session, list(claimed_orders.values()))
     for order_id in [order_id for order_id in allowed if order_id in claimed]:
@@ -370,7 +371,7 @@ def cancel_orders(
                 "updated_at": now,
             }
         )
-        events.append(
+        timeline.append(
             {
                 "order_id": order_id,
                 "created_at": now,
@@ -378,13 +379,13 @@ def cancel_orders(
                 "actor": actor[:120],
                 "from_status": "Unshipped",
                 "to_status": "Canceled",
-                "message": message,
+                **said,
             }
         )
         result.cancelled.append(order.amazon_order_id)
     # Plain multi-row inserts: one statement each, however many orders.
     session.execute(sa.insert(Cancellation), rows)
-    session.execute(sa.insert(OrderEvent), events)
+    session.execute(sa.insert(OrderEvent), timeline)
     result.accepted = list(
         session.scalars(
             sa.select(Cancellation)
@@ -488,7 +489,7 @@ def _complete_host_orders(
                         "created_at": now,
                         "kind": "host_order_status_changed",
                         "actor": actor[:120],
-                        "message": _host_message(order, COMPLETE),
+                        **events.columns(_host_text(order, COMPLETE)),
                     }
                     for order in orders
                 ],
@@ -499,8 +500,12 @@ def _complete_host_orders(
     return [o for o in orders if _set_host_status(session, adapter, o, COMPLETE, actor)]
 
 
-def _host_message(order: AmazonOrder, status: str) -> str:
-    return f"Shop order {order.host_order_number or order.host_order_ref} set to {status}."
+def _host_text(order: AmazonOrder, status: str) -> events.Text:
+    return events.Text(
+        "host_order_status_changed",
+        number=order.host_order_number or order.host_order_ref,
+        host_status=status,
+    )
 
 
 def _host_event(order: AmazonOrder, status: str, actor: str) -> OrderEvent:
@@ -508,7 +513,7 @@ def _host_event(order: AmazonOrder, status: str, actor: str) -> OrderEvent:
         order_id=order.id,
         kind="host_order_status_changed",
         actor=actor[:120],
-        message=_host_message(order, status),
+        **events.columns(_host_text(order, status)),
     )
 
 
@@ -527,8 +532,14 @@ def _set_host_status(
                 order_id=order.id,
                 kind="host_order_failed",
                 actor=actor[:120],
-                message=f"The shop order {order.host_order_number or reference} could not be "
-                f"set to {status}: {exc}",
+                **events.columns(
+                    events.Text(
+                        "host_order_status_failed",
+                        number=order.host_order_number or reference,
+                        host_status=status,
+                        error=str(exc),
+                    )
+                ),
             )
         )
         return False
@@ -537,12 +548,14 @@ def _set_host_status(
     return True
 
 
-def confirm(cancellation: Cancellation, message: str, *, actor: str = "amazon") -> None:
-    """Amazon cancelled the order (in the session; the caller commits and signals)."""
+def confirm(cancellation: Cancellation, message: events.Text, *, actor: str = "amazon") -> None:
+    """Amazon cancelled the order (in the session; the caller commits and signals).
+    ``message`` says how we know; it is the cancellation's ``result`` (in English)
+    and the timeline's entry."""
     session = get_extension().session
     order = lock_order(cancellation.order_id)
     cancellation.state = "confirmed"
-    cancellation.result = message
+    cancellation.result = str(message)
     order.cancellation_state = "confirmed"
     order.status = "Canceled"
     session.add(
@@ -551,13 +564,17 @@ def confirm(cancellation: Cancellation, message: str, *, actor: str = "amazon") 
             kind="cancel_confirmed",
             actor=actor,
             to_status="Canceled",
-            message=message,
+            **events.columns(message),
         )
     )
 
 
 def reject(
-    cancellation: Cancellation, message: str, *, amazon_status: str | None, actor: str = "amazon"
+    cancellation: Cancellation,
+    message: events.Text,
+    *,
+    amazon_status: str | None,
+    actor: str = "amazon",
 ) -> bool:
     """Amazon did not cancel the order: back to Amazon's status, the host order
     back to its status from before (in the session; the caller commits and
@@ -566,7 +583,7 @@ def reject(
     session = ext.session
     order = lock_order(cancellation.order_id)
     cancellation.state = "rejected"
-    cancellation.result = message
+    cancellation.result = str(message)
     order.cancellation_state = "rejected"
     status = amazon_status or cancellation.status_before
     session.add(
@@ -576,7 +593,7 @@ def reject(
             actor=actor,
             from_status=order.status,
             to_status=status,
-            message=message,
+            **events.columns(message),
         )
     )
     order.status = status

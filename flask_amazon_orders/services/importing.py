@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import signals
+from .. import events, signals
 from ..extension import get_extension
 from ..host import COMPLETE, HostAdapter, HostOrderError
 from ..i18n import N_
@@ -153,19 +153,25 @@ def _create_one(
             kind="host_order_created",
             actor=actor,
             to_status=order.status,
-            message=f"Shop order {order.host_order_number} created ({status}).",
+            **events.columns(
+                events.Text(
+                    "host_order_created", number=order.host_order_number, host_status=status
+                )
+            ),
         )
     )
     return reference, order, status
 
 
-def _block(session: Any, order_id: int, reason: str, actor: str) -> bool | None:
-    """Mark the order blocked unless a host order exists by now (compare-and-set).
+def _block(session: Any, order_id: int, why: events.Text | str, actor: str) -> bool | None:
+    """Mark the order blocked unless a host order exists by now (compare-and-set):
+    ``why`` is the shop's error (or ours around it).
 
     Returns ``None`` if a host order exists after all, else whether the block is
     news (a new reason): the timeline gets an entry and ``host_order_blocked`` is
     sent once per new reason, not at every retry.
     """
+    reason = str(why)
     order = session.get(AmazonOrder, order_id, populate_existing=True)
     first = order.host_import_state != "blocked" or order.host_import_error != reason
     result = session.execute(
@@ -187,7 +193,7 @@ def _block(session: Any, order_id: int, reason: str, actor: str) -> bool | None:
             order_id=order_id,
             kind="host_order_blocked",
             actor=actor,
-            message=f"The shop order could not be created: {reason}",
+            **events.columns(events.Text("host_order_blocked", reason=why)),
         )
     )
     return True
@@ -262,21 +268,18 @@ def import_host_orders(
                 session.commit()
             except Exception as exc:
                 session.rollback()
-                reason = (
-                    str(exc)
-                    if isinstance(exc, HostOrderError)
-                    else (f"The shop raised {type(exc).__name__}: {exc}")
-                )
+                why: events.Text | str = str(exc)
                 if not isinstance(exc, HostOrderError):
+                    why = events.Text("shop_raised", error_type=type(exc).__name__, error=str(exc))
                     log.exception("host adapter failed for Amazon order id %s", order_id)
-                news = _block(session, order_id, reason, actor)
+                news = _block(session, order_id, why, actor)
                 session.commit()
                 if news is not None:
                     result.blocked.append(order_id)
                 if news:
                     blocked = session.get(AmazonOrder, order_id, populate_existing=True)
                     signals.send(
-                        signals.host_order_blocked, app, store=store, order=blocked, reason=reason
+                        signals.host_order_blocked, app, store=store, order=blocked, reason=str(why)
                     )
                 continue
             result.created.append(order_id)
@@ -335,8 +338,14 @@ def _complete_finished(
                     kind="host_order_completed",
                     actor=actor,
                     to_status=order.status,
-                    message=f"Shop order {reference} set to {COMPLETE} "
-                    f"(Amazon: {order.status_label}).",
+                    **events.columns(
+                        events.Text(
+                            "host_order_completed",
+                            number=reference,
+                            host_status=COMPLETE,
+                            status=order.status,
+                        )
+                    ),
                 )
             )
             session.commit()
@@ -383,7 +392,8 @@ def set_order_import(store: Store | int, enabled: bool, *, actor: str = "admin")
     store_id = loaded.id
     if loaded.order_import_enabled != enabled:
         loaded.order_import_enabled = enabled
-        record(loaded, "settings_changed", actor, f"order import {'on' if enabled else 'off'}.")
+        change = events.Text("order_import_on" if enabled else "order_import_off")
+        record(loaded, "settings_changed", actor, events.Text("settings_changed", changes=[change]))
     session.commit()
     log.info("%s: order import %s by %s", loaded.name, "enabled" if enabled else "disabled", actor)
     if enabled:

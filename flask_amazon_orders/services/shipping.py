@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .. import events
 from ..errors import AmazonOrdersError
 from ..extension import get_extension
 from ..i18n import _
@@ -270,8 +271,9 @@ def _store_shipment(
             order_id=found.id,
             kind="shipment_queued",
             actor=actor[:120],
-            message=f"Shipped {units} unit(s) with {name or code}, tracking {tracking}; "
-            "to be confirmed to Amazon.",
+            **events.columns(
+                events.Text("shipment_queued", num=units, carrier=name or code, tracking=tracking)
+            ),
         )
     )
     session.commit()
@@ -326,9 +328,13 @@ def apply_confirmed(order: AmazonOrder, shipment: Shipment) -> bool:
             actor="amazon",
             from_status=old,
             to_status=order.status,
-            message=f"Amazon confirmed the shipment "
-            f"({shipment.carrier_name or shipment.carrier_code}, "
-            f"tracking {shipment.tracking_number}).",
+            **events.columns(
+                events.Text(
+                    "shipment_confirmed",
+                    carrier=shipment.carrier_name or shipment.carrier_code,
+                    tracking=shipment.tracking_number,
+                )
+            ),
         )
     )
     return True

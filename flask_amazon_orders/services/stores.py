@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .. import events
 from ..config import MARKETPLACES, resolve_marketplace
 from ..crypto import refresh_token_context
 from ..errors import ConfigurationError
@@ -91,7 +92,12 @@ def add_store(
         session.rollback()
         _refuse_if_connected(session, seller_id, marketplace_id)
         raise
-    record(store, "store_connected", actor, f"{name}: seller {seller_id} in {marketplace_id}.")
+    record(
+        store,
+        "store_connected",
+        actor,
+        events.Text("store_connected", name=name, seller=seller_id, marketplace=marketplace_id),
+    )
     session.commit()
     return store
 
@@ -115,11 +121,11 @@ def _refuse_if_connected(session: Any, seller_id: str, marketplace_id: str) -> N
         )
 
 
-def record(store: Store | int, kind: str, actor: str, message: str | None = None) -> None:
+def record(store: Store | int, kind: str, actor: str, text: events.Text | None = None) -> None:
     """Add an entry to the store's activity log (in the session; the caller commits)."""
     store_id = store if isinstance(store, int) else store.id
     get_extension().session.add(
-        StoreEvent(store_id=store_id, kind=kind, actor=actor[:120], message=message)
+        StoreEvent(store_id=store_id, kind=kind, actor=actor[:120], **events.columns(text))
     )
 
 
@@ -208,6 +214,11 @@ def find_store(ref: str | int) -> Store:
 
 
 NUMBER_SOURCES = ("host", "amazon")
+#: How the activity log names them.
+_NUMBER_SOURCE_TEXTS = {
+    "host": events.Text("number_source_host"),
+    "amazon": events.Text("number_source_amazon"),
+}
 
 
 def update_order_settings(
@@ -244,12 +255,23 @@ def update_order_settings(
         )
     changes = []
     if initial_status is not None and initial_status != loaded.import_initial_status:
-        changes.append(f"initial status {loaded.import_initial_status} -> {initial_status}")
+        changes.append(
+            events.Text(
+                "initial_status_changed", old=loaded.import_initial_status, new=initial_status
+            )
+        )
         loaded.import_initial_status = initial_status
     if number_source is not None and number_source != loaded.order_number_source:
-        changes.append(f"order number source {loaded.order_number_source} -> {number_source}")
+        old = loaded.order_number_source
+        changes.append(
+            events.Text(
+                "number_source_changed",
+                old=_NUMBER_SOURCE_TEXTS.get(old, old),
+                new=_NUMBER_SOURCE_TEXTS[number_source],
+            )
+        )
         loaded.order_number_source = number_source
     if changes:
-        record(loaded, "settings_changed", actor, "; ".join(changes) + ".")
+        record(loaded, "settings_changed", actor, events.Text("settings_changed", changes=changes))
     session.commit()
     return loaded

@@ -1,9 +1,12 @@
 """Buyer-data retention, feed-job errors on the dashboard, unreadable orders,
-sync runs that give way to other stores under Amazon's rate limit.
+events that are translated when shown, sync runs that give way to other stores
+under Amazon's rate limit.
 
 Orders already closed (Shipped, Canceled, Unfulfillable) get ``closed_at`` from
 Amazon's last change of them, so the purge job counts their retention period
-from there.
+from there. Order and store events get ``params`` (their sentence and its
+values); the events from before keep ``params`` empty and are shown with their
+English ``message``.
 
 Revision ID: ao0002
 Revises: ao0001
@@ -52,6 +55,8 @@ def upgrade() -> None:
         .where(orders.c.status.in_(FINAL), orders.c.closed_at.is_(None))
         .values(closed_at=orders.c.amazon_updated_at)
     )
+    for table in ("amazon_order_events", "amazon_store_events"):
+        op.add_column(table, sa.Column("params", sa.JSON(), nullable=True))
     op.create_table(
         "amazon_unreadable_orders",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -80,6 +85,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_column("amazon_sync_runs", "resume_at")
     op.drop_table("amazon_unreadable_orders")
+    for table in ("amazon_store_events", "amazon_order_events"):
+        op.drop_column(table, "params")
     op.drop_index("ix_amazon_orders_purge", table_name="amazon_orders")
     # DROP COLUMN (SQLite 3.35 and newer, PostgreSQL), never a copy of the table.
     op.drop_column("amazon_orders", "buyer_data_purged_at")
