@@ -153,3 +153,38 @@ def test_the_dashboard_shows_a_paused_sync(limited):
     assert "rate limit allows the next page at" in html
     assert "Syncing" in html  # the store's window is read in part
     assert run.resume_at > run.started_at
+
+
+def test_the_embedded_worker_gives_way_and_a_wake_up_ends_the_wait(limited):
+    import threading
+
+    from flask_amazon_orders.runners.embedded import EmbeddedWorker
+
+    app, db, sandbox = limited
+    big = _store(sandbox, 300, "Big")
+    small = _store(sandbox, 30, "Small")
+    worker = EmbeddedWorker(app, interval=60)
+    round_ = threading.Thread(target=worker.run_once)
+    round_.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            done = db.session.scalars(
+                sa.select(SyncRun.store_id).where(SyncRun.status == "succeeded")
+            ).all()
+            db.session.rollback()
+            if small.id in done:
+                break
+            time.sleep(0.05)
+        assert small.id in done and big.id not in done  # the small one went first
+        worker.wake()  # "Sync now" elsewhere: the round ends instead of waiting on
+        round_.join(5)
+        assert not round_.is_alive()
+    finally:
+        round_.join()
+    assert len(_orders(db, big.id)) < 300
+    db.session.remove()
+    worker._wake.clear()  # (the loop clears it before the next round)
+    worker.run_once()  # the next round goes on from the big store's next page
+    assert len(set(_orders(db, big.id))) == 300
+    assert _search_calls(sandbox) == (30 + 3 + 1, 0)  # the small store again: 1 call

@@ -107,10 +107,12 @@ class EmbeddedWorker:
             try:
                 self._poll_notifications(0)
                 # A store that waits for Amazon's rate limit gives way to the
-                # others, and is taken up again within this round's interval.
+                # others, and is taken up again within this round's interval. A
+                # wake-up ("Sync now", a cancellation) ends the round early: the
+                # next one starts at once, with what was asked for first.
                 sync_all(
                     trigger="worker",
-                    should_stop=self._stop.is_set,
+                    should_stop=lambda: self._stop.is_set() or self._wake.is_set(),
                     max_rate_wait=get_extension().settings.sync_max_rate_wait_seconds,
                     until=time.monotonic() + self.interval,
                 )
