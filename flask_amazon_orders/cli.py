@@ -458,13 +458,20 @@ def notifications_command(once: bool) -> None:
 
 @amazon_orders_cli.command("worker")
 @click.option("--interval", type=float, help="Seconds between rounds (default: config).")
-@click.option("--once", is_flag=True, help="Run one round and exit (for cron).")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run one round, print each store's sync result and exit (for cron); "
+    "exit status 1 if a store's sync failed.",
+)
 @with_appcontext
 def worker_command(interval: float | None, once: bool) -> None:
     """Run the embedded sync worker in the foreground until Ctrl-C."""
+    import sqlalchemy as sa
     from flask import current_app
 
     from .extension import get_extension
+    from .models import Store
     from .runners.embedded import EmbeddedWorker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -472,7 +479,15 @@ def worker_command(interval: float | None, once: bool) -> None:
         app, interval=interval or get_extension().settings.sync_interval_seconds
     )
     if once:
-        worker.run_once()
+        results = worker.run_once()
+        session = get_extension().session
+        names: dict[int, str] = dict(session.execute(sa.select(Store.id, Store.name)).all())
+        session.rollback()  # end the read: nothing else waits on it
+        for store_id, status, error in results:
+            line = f"{names.get(store_id, store_id)}: {status}"
+            click.echo(line + (f" - {error}" if error else ""))
+        if any(status == "failed" for _, status, _ in results):
+            raise click.exceptions.Exit(1)
         return
     click.echo(f"Syncing every {worker.interval:g} s; Ctrl-C stops.")
     worker.start()

@@ -73,6 +73,14 @@ def test_sync_failure_exits_non_zero_with_the_reason(app, store, seller, sandbox
     assert "Sync failed for: Amazon DE" in result.output
 
 
+def test_worker_once_exits_non_zero_when_a_sync_failed(app, store, seller, sandbox):
+    sandbox.control.revoke_seller(seller["seller_id"])
+    result = app.test_cli_runner().invoke(args=["amazon-orders", "worker", "--once"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Amazon DE: failed - ")
+    assert "Authorize the app again" in result.output
+
+
 def test_sync_unknown_store(app, db):
     result = app.test_cli_runner().invoke(args=["amazon-orders", "sync", "--store", "nope"])
     assert result.exit_code == 1
@@ -82,7 +90,9 @@ def test_sync_unknown_store(app, db):
 def test_worker_once_and_generate_key(app, store, seller, sandbox, db):
     sandbox.control.generate_orders(seller["seller_id"], 7, seed=22)
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["amazon-orders", "worker", "--once"]).exit_code == 0
+    result = runner.invoke(args=["amazon-orders", "worker", "--once"])
+    assert result.exit_code == 0
+    assert result.output == "Amazon DE: succeeded\n"
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AmazonOrder)) == 7
     key = runner.invoke(args=["amazon-orders", "generate-key"]).output.strip()
     assert len(key) == 44

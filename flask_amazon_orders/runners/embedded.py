@@ -94,10 +94,14 @@ class EmbeddedWorker:
         """Run the next round now instead of at the end of the interval."""
         self._wake.set()
 
-    def run_once(self) -> None:
+    def run_once(self) -> list[tuple[int, str, str | None]]:
         """One round (in this thread): handle the waiting notifications (if a queue
         is configured), sync every active store, send and poll the stores' feeds,
-        then purge buyer data past its retention period."""
+        then purge buyer data past its retention period.
+
+        :returns: each synced store's last run of the round: ``(store id, status,
+            error)``.
+        """
         from ..extension import get_extension
         from ..jobs.feeds import process_all_feeds
         from ..jobs.purge import purge_all
@@ -110,18 +114,20 @@ class EmbeddedWorker:
                 # others, and is taken up again within this round's interval. A
                 # wake-up ("Sync now", a cancellation) ends the round early: the
                 # next one starts at once, with what was asked for first.
-                sync_all(
+                runs = sync_all(
                     trigger="worker",
                     should_stop=lambda: self._stop.is_set() or self._wake.is_set(),
                     max_rate_wait=get_extension().settings.sync_max_rate_wait_seconds,
                     until=time.monotonic() + self.interval,
                 )
+                last = {run.store_id: (run.status, run.error) for run in runs}
             finally:
                 try:
                     process_all_feeds(should_stop=self._stop.is_set)
                 finally:
                     purge_all()
         self.rounds += 1
+        return [(store_id, status, error) for store_id, (status, error) in last.items()]
 
     def _poll_notifications(self, wait: float) -> bool | None:
         """Handle the queue's notifications (in an app context); ``None`` when no
