@@ -88,13 +88,18 @@ def test_a_sync_gives_way_then_goes_on_from_its_next_page(limited):
 
         # At once: the token is not there yet, so nothing is asked and nothing read.
         again = sync_store(store, max_rate_wait=0)
-        assert again.status == "paused" and again.pages == 0
+        assert again.id == first.id  # the same sync, going on
+        assert again.status == "paused" and again.pages == 20
         assert _search_calls(sandbox) == (20, 0)
 
         # Waiting as long as it takes (the command line's way), it finishes.
         last = sync_store(store)
+    assert last.id == first.id
     assert last.status == "succeeded", last.error
-    assert last.pages == 3 and last.orders_created == 30
+    assert last.resume_at is None and last.finished_at >= last.started_at
+    assert last.pages == 23 and last.orders_created == 230 and last.orders_seen == 230
+    assert last.api_calls == 23 + 1  # all three parts: the pages and one access token
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SyncRun)) == 1
     ids = _orders(db, store.id)
     assert len(ids) == len(set(ids)) == 230
     assert _search_calls(sandbox) == (23, 0)  # each page read once, never a 429
@@ -113,11 +118,15 @@ def test_sync_all_serves_the_other_stores_while_one_waits(limited):
 
     done = {run.store_id: run for run in runs if run.status == "succeeded"}
     assert set(done) == {big.id, small.id}
-    assert all(run.status in ("succeeded", "paused") for run in runs), runs
+    assert all(run.status == "succeeded" for run in runs), runs
     # The small store was done while the big one waited for its limit.
-    assert done[small.id].id < done[big.id].id
+    assert done[small.id].finished_at < done[big.id].finished_at
     assert runs.index(done[small.id]) == 1
-    assert sum(run.pages for run in runs if run.store_id == big.id) == 26
+    assert done[big.id].pages == 26  # one run, taken up again and again
+    # Pages in turns (5 at a time, then as the limit allows): the small store's
+    # 5 pages come right after the big store's first 5.
+    assert [run.store_id for run in runs][:3] == [big.id, small.id, big.id]
+    assert runs.count(done[big.id]) >= 1 + 3 + 6
     assert len(_orders(db, big.id)) == 260 and len(_orders(db, small.id)) == 50
     assert _search_calls(sandbox) == (31, 0)
     # 6 pages after the burst, one every 0.38 s: about 2.3 s, not 6 x a long sleep.
@@ -130,7 +139,7 @@ def test_sync_all_leaves_the_rest_to_the_next_round_after_until(limited):
     big = _store(sandbox, 240, "Big")
     runs = sync_all(trigger="worker", max_rate_wait=0, until=time.monotonic())
     assert [run.status for run in runs] == ["paused"]
-    assert len(_orders(db, big.id)) == 200
+    assert len(_orders(db, big.id)) == 50  # its first turn of 5 pages
     assert db.session.scalar(sa.select(SyncRun.status).order_by(SyncRun.id.desc())) == "paused"
 
     runs = sync_all(trigger="worker", max_rate_wait=0)  # the next round goes on

@@ -501,7 +501,12 @@ def _note_unreadable(
 
 
 def _retry_unreadable(
-    app: Any, client: Any, store: Store, run: SyncRun, included: list[str]
+    app: Any,
+    client: Any,
+    store: Store,
+    run: SyncRun,
+    included: list[str],
+    counted: tuple[int, int],
 ) -> None:
     """Read the store's unreadable orders again (``getOrder``), the longest untried
     first, and store those that can be read now (and commit)."""
@@ -543,7 +548,7 @@ def _retry_unreadable(
     _note_unreadable(session, store.id, records, errors)
     run.orders_created += len(page.created)
     run.orders_updated += len(page.updated) + len(page.status_changes)
-    _count_calls(run, client)
+    _count_calls(run, client, counted)
     session.commit()
     _send_signals(app, session, page)
 
@@ -616,6 +621,7 @@ def sync_store(
     trigger: str = "api",
     progress: ProgressCallback | None = None,
     max_rate_wait: float | None = None,
+    max_pages: int | None = None,
 ) -> SyncRun:
     """Sync one store's orders from Amazon and return the finished :class:`SyncRun`.
 
@@ -647,6 +653,8 @@ def sync_store(
     :param trigger: who started the run (``cli``, ``worker``, ``admin``, ``api``).
     :param progress: called with a :class:`PageProgress` after each stored page.
     :param max_rate_wait: give way rather than wait longer than this for a page.
+    :param max_pages: give way after this many pages (``resume_at`` is now), so
+        that a worker takes its stores' pages in turns (see :func:`sync_all`).
     """
     ext = get_extension()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -675,9 +683,22 @@ def sync_store(
         .values(status="failed", finished_at=utcnow(), error=INTERRUPTED)
         .execution_options(synchronize_session=False)
     )
-    run = SyncRun(store_id=store.id, trigger=trigger, status="running")
-    session.add(run)
-    store.last_sync_at = run.started_at = utcnow()
+    latest = session.scalar(
+        sa.select(SyncRun).where(SyncRun.store_id == store_id).order_by(SyncRun.id.desc()).limit(1)
+    )
+    if latest is not None and latest.status == "paused":
+        # It gave way to other stores: this is the same sync going on, one run
+        # from the first page to the last (its counts go on too).
+        run = latest
+        run.status = "running"
+        run.finished_at = run.resume_at = None
+        store.last_sync_at = utcnow()
+    else:
+        run = SyncRun(store_id=store.id, trigger=trigger, status="running")
+        session.add(run)
+        store.last_sync_at = run.started_at = utcnow()
+    #: The run's calls before this call of sync_store (a paused run's).
+    counted = (run.api_calls or 0, run.throttled or 0)
     # This run serves an admin's "Sync now" made before it started.
     session.execute(
         sa.update(Store)
@@ -815,7 +836,7 @@ def sync_store(
                 store.last_sync_error_needs_action = False
                 run.status = "succeeded"
                 run.finished_at = utcnow()
-            _count_calls(run, client)
+            _count_calls(run, client, counted)
             session.commit()
             _send_signals(app, session, page)
             if progress is not None:
@@ -823,19 +844,22 @@ def sync_store(
             if not next_token:
                 break
             token = next_token
+            if max_pages is not None and page_no >= max_pages:
+                paused_for = 0.0
+                break
         client.max_rate_wait = None
         if paused_for is None:
-            _retry_unreadable(app, client, store, run, list(included))
+            _retry_unreadable(app, client, store, run, list(included), counted)
             run.error = _unreadable_summary(session, store_id, nameless)
         else:
             run.status = "paused"
             run.finished_at = utcnow()
             run.resume_at = run.finished_at + dt.timedelta(seconds=paused_for)
-            _count_calls(run, client)
+            _count_calls(run, client, counted)
         session.commit()
     except BaseException as exc:
         session.rollback()
-        _record_failure(session, store_id, run.id, exc, client)
+        _record_failure(session, store_id, run.id, exc, client, counted)
         leases.release(session, store_id, owner, "sync")
         if client is not None:
             client.close()
@@ -954,14 +978,20 @@ def refresh_order(store: Store | int, amazon_order_id: str) -> RefreshResult:
     return RefreshResult(store_id, amazon_order_id, outcome, record.status)
 
 
-def _count_calls(run: SyncRun, client: Any) -> None:
+def _count_calls(run: SyncRun, client: Any, counted: tuple[int, int]) -> None:
+    """The run's calls: those ``counted`` before, and this client's."""
     stats = getattr(client, "stats", None) or {}
-    run.api_calls = sum(s.calls for s in stats.values())
-    run.throttled = sum(s.throttled for s in stats.values())
+    run.api_calls = counted[0] + sum(s.calls for s in stats.values())
+    run.throttled = counted[1] + sum(s.throttled for s in stats.values())
 
 
 def _record_failure(
-    session: Any, store_id: int, run_id: int, exc: BaseException, client: Any
+    session: Any,
+    store_id: int,
+    run_id: int,
+    exc: BaseException,
+    client: Any,
+    counted: tuple[int, int],
 ) -> None:
     run = session.get(SyncRun, run_id)
     store = session.get(Store, store_id)
@@ -971,7 +1001,7 @@ def _record_failure(
         run.finished_at = utcnow()
         run.error = message[:4000]
         run.error_code = (getattr(exc, "code", None) or type(exc).__name__)[:60]
-        _count_calls(run, client)
+        _count_calls(run, client, counted)
     if store is not None and not isinstance(exc, leases.LeaseLost):
         # (A lost lease is this run's problem, not the store's: another run syncs it.)
         store.last_sync_error = message[:4000]
@@ -990,6 +1020,11 @@ def stores_to_sync() -> list[int]:
     )
 
 
+#: Pages a store reads before the next store's turn, when stores give way to
+#: each other under the rate limit (:func:`sync_all`, the Celery task).
+PAGES_PER_TURN = 5
+
+
 def sync_all(
     *,
     trigger: str = "api",
@@ -1005,8 +1040,11 @@ def sync_all(
     :func:`sync_store`): the other stores go first, and it is taken up again,
     from its next page, when the limit allows — again and again until it is
     done, or until ``until`` (a :func:`time.monotonic` reading), after which the
-    next round goes on with it. So one worker keeps every store's limit busy
-    instead of sleeping on one store's.
+    next round goes on with it. The stores also take their pages in turns,
+    :data:`PAGES_PER_TURN` at a time, so that every seller's limit starts to
+    refill at once, not the last store's only after the others' whole bursts.
+    So one worker keeps every store's limit busy instead of sleeping on one
+    store's.
 
     An unexpected error in one store does not keep the others from their sync;
     the first such error is raised once every store had its turn.
@@ -1025,7 +1063,11 @@ def sync_all(
         nonlocal first_error
         try:
             result = sync_store(
-                store_id, trigger=trigger, progress=progress, max_rate_wait=max_rate_wait
+                store_id,
+                trigger=trigger,
+                progress=progress,
+                max_rate_wait=max_rate_wait,
+                max_pages=None if max_rate_wait is None else PAGES_PER_TURN,
             )
         except Exception as exc:  # recorded on the run; the other stores go on
             first_error = first_error or exc

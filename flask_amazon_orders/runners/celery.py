@@ -26,7 +26,9 @@ Tasks (their names are prefixed ``amazon_orders.``):
     ``skipped``. A sync whose next page would wait longer than
     ``AMAZON_ORDERS_SYNC_MAX_RATE_WAIT_SECONDS`` for Amazon's rate limit ends
     ``paused`` and queues its continuation for when the limit allows it (a
-    countdown), so the worker slot serves other stores meanwhile.
+    countdown), so the worker slot serves other stores meanwhile; after
+    ``PAGES_PER_TURN`` pages it queues its continuation at once, behind the
+    other stores' tasks.
 ``feeds_all``
     Queues ``process_feeds`` for every store with cancellations, adjustments or
     shipments on their way. Beat runs it every ``AMAZON_ORDERS_FEED_POLL_SECONDS``.
@@ -101,11 +103,17 @@ def init_celery(celery: Any, app: Flask, *, beat: bool = True) -> Tasks:
         """Sync one store (skipped when another sync holds it); a sync that gives
         way to Amazon's rate limit queues its own continuation for when the limit
         allows the next page."""
+        from ..jobs.sync import PAGES_PER_TURN
         from ..jobs.sync import sync_store as job
         from ..models import utcnow
 
         settings = get_extension().settings
-        run = job(store_id, trigger="celery", max_rate_wait=settings.sync_max_rate_wait_seconds)
+        run = job(
+            store_id,
+            trigger="celery",
+            max_rate_wait=settings.sync_max_rate_wait_seconds,
+            max_pages=PAGES_PER_TURN,
+        )
         if run.status == "paused" and run.resume_at is not None:
             countdown = max(0.0, (run.resume_at - utcnow()).total_seconds())
             tasks["sync_store"].apply_async((store_id,), countdown=countdown)
