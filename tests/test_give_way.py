@@ -159,7 +159,7 @@ def test_the_dashboard_shows_a_paused_sync(limited):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "Paused" in html
-    assert "rate limit allows the next page at" in html
+    assert "when Amazon&#39;s rate limit allows the next page" in html
     assert "Syncing" in html  # the store's window is read in part
     assert run.resume_at > run.started_at
 
