@@ -44,6 +44,7 @@ from flask_amazon_orders.errors import (
     MissingCredentialsError,
     NotFoundError,
     QuotaExceededError,
+    RateLimitWait,
     RefreshTokenRevokedError,
     ServerError,
     SPAPIError,
@@ -821,6 +822,29 @@ def test_throttled_call_drains_the_bucket(
     with pytest.raises(MalformedResponseError):  # second answer lacks the fields
         client.get_feed("F1")
     assert waits == [0.5]  # bucket of 15 emptied by the 429: wait one token at 2/s
+
+
+def test_max_rate_wait_refuses_a_first_attempt_but_a_retry_waits(
+    amazon: FakeAmazon, make_client: Callable[..., SPAPIClient]
+) -> None:
+    waits: list[float] = []
+    now = [0.0]
+    limiter = InMemoryRateLimiter(sleep=waits.append, clock=lambda: now[0], safety_factor=1.0)
+    amazon.on("GET", f"{FEEDS}/F1", amazon_error(429, "QuotaExceeded", "quota"), json_response({}))
+    client = make_client(rate_limiter=limiter, retry=RetryPolicy(max_attempts=2, jitter=False))
+    client.max_rate_wait = 0.1
+    with pytest.raises(MalformedResponseError):  # the 429, then a retry after 0.5 s
+        client.get_feed("F1")
+    assert waits == [0.5]  # the retry waited for its token (not refused)
+    sent = len(amazon.requests_to(f"{FEEDS}/F1"))
+    with pytest.raises(RateLimitWait) as refused:  # the retry took the next token
+        client.get_feed("F1")
+    assert refused.value.seconds == pytest.approx(1.0)
+    assert len(amazon.requests_to(f"{FEEDS}/F1")) == sent  # nothing was sent
+    now[0] += 0.95  # the token is 0.05 s away now: close enough
+    with pytest.raises(MalformedResponseError):
+        client.get_feed("F1")
+    assert waits[1] == pytest.approx(0.05)  # the first attempt waited (then a retry)
 
 
 # -- pagination ------------------------------------------------------------------------

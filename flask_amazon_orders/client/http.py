@@ -251,7 +251,8 @@ class SPAPIClient:
         token as long as it takes. A number of seconds (Amazon's time, so divided by
         ``rate_scale``): a call whose token is further away is not made and raises
         :class:`~flask_amazon_orders.errors.RateLimitWait`, so that the caller can do
-        other work meanwhile (the sync gives way to other stores).
+        other work meanwhile (the sync gives way to other stores). Only a call's
+        first attempt: its retries wait as the retry policy says.
 
     The client is thread-safe: each thread gets its own :class:`requests.Session`.
     Call :meth:`close` (or use ``with``) to close the sessions' connections.
@@ -525,8 +526,13 @@ class SPAPIClient:
         rate, burst = self._limits[operation]
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
 
+        attempts = 0
+
         def attempt() -> Any:
-            if self.max_rate_wait is None:
+            nonlocal attempts
+            attempts += 1
+            if self.max_rate_wait is None or attempts > 1:
+                # (A retry, after a 429 say, waits as the retry policy says.)
                 waited = self.rate_limiter.acquire(key, rate, burst)
             else:
                 cap = self.max_rate_wait / self.rate_scale
