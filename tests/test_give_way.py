@@ -108,6 +108,22 @@ def test_a_sync_gives_way_then_goes_on_from_its_next_page(limited):
     assert stored.sync_page_token is None and stored.sync_cursor is not None
 
 
+def test_a_skipped_run_in_between_does_not_split_the_sync(limited):
+    from flask_amazon_orders.jobs import leases
+    from flask_amazon_orders.jobs.sync import SYNC_LEASE
+
+    _app, db, sandbox = limited
+    store = _store(sandbox, 210, "Big")
+    first = sync_store(store, max_rate_wait=0)
+    assert first.status == "paused"
+    assert leases.acquire(db.session, store.id, "other-worker", "sync", SYNC_LEASE)
+    assert sync_store(store, max_rate_wait=0).status == "skipped"
+    leases.release(db.session, store.id, "other-worker", "sync")
+    last = sync_store(store)
+    assert last.id == first.id and last.status == "succeeded" and last.pages == 21
+    assert len(set(_orders(db, store.id))) == 210
+
+
 def test_sync_all_serves_the_other_stores_while_one_waits(limited):
     _app, db, sandbox = limited
     big = _store(sandbox, 260, "Big")

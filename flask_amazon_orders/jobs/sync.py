@@ -684,7 +684,10 @@ def sync_store(
         .execution_options(synchronize_session=False)
     )
     latest = session.scalar(
-        sa.select(SyncRun).where(SyncRun.store_id == store_id).order_by(SyncRun.id.desc()).limit(1)
+        sa.select(SyncRun)
+        .where(SyncRun.store_id == store_id, SyncRun.status != "skipped")
+        .order_by(SyncRun.id.desc())
+        .limit(1)
     )
     if latest is not None and latest.status == "paused":
         # It gave way to other stores: this is the same sync going on, one run
