@@ -38,6 +38,7 @@ them wait for each other's writes).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -181,18 +182,24 @@ def _app(db_url: str, sandbox_url: str, scale: float) -> tuple[Flask, SQLAlchemy
     return app, db
 
 
-def _run_celery(
-    *,
-    workers: int,
-    db_url: str,
-    sandbox_url: str,
-    scale: float,
-    redis_url: str,
-    broker_url: str,
-    sellers: list[tuple[str, str]],
-    expected: int,
-    logs: Path,
-) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class _Work:
+    """What the Celery workers sync, and where."""
+
+    db_url: str
+    sandbox_url: str
+    scale: float
+    redis_url: str
+    broker_url: str
+    sellers: list[tuple[str, str]]
+    expected: int
+    logs: Path
+
+
+def _run_celery(workers: int, work: _Work) -> dict[str, Any]:
+    db_url, sandbox_url, scale = work.db_url, work.sandbox_url, work.scale
+    redis_url, broker_url, sellers = work.redis_url, work.broker_url, work.sellers
+    expected, logs = work.expected, work.logs
     app, db = _app(db_url, sandbox_url, scale)
     control = SandboxControl(sandbox_url)
     with app.app_context():
@@ -321,18 +328,9 @@ def main() -> None:
         )
         print()
         print("workers | time s | fetch floor s | ratio | 429s | calls | calls/order")
+        work = _Work(db_url, url, args.scale, args.redis, broker, sellers, total, tmp)
         for workers in worker_counts:
-            result = _run_celery(
-                workers=workers,
-                db_url=db_url,
-                sandbox_url=url,
-                scale=args.scale,
-                redis_url=args.redis,
-                broker_url=broker,
-                sellers=sellers,
-                expected=total,
-                logs=tmp,
-            )
+            result = _run_celery(workers, work)
             _refilled(args.redis, args.scale)
             floor = _fetch_floor(url, sellers, warm_up, workers, args.scale, args.redis)
             spapi = {op: n for op, n in result["calls"].items() if op != "token"}
@@ -397,18 +395,9 @@ def _bound(
             f"limit, it would take {floor * args.bound_stores:.1f} s"
         )
         print("workers | time s | limit s | ratio | 429s | calls | calls/order")
+        work = _Work(db_url, url, args.bound_scale, args.redis, broker, sellers, total, logs)
         for workers in worker_counts:
-            result = _run_celery(
-                workers=workers,
-                db_url=db_url,
-                sandbox_url=url,
-                scale=args.bound_scale,
-                redis_url=args.redis,
-                broker_url=broker,
-                sellers=sellers,
-                expected=total,
-                logs=logs,
-            )
+            result = _run_celery(workers, work)
             spapi = {op: n for op, n in result["calls"].items() if op != "token"}
             calls = sum(spapi.values())
             print(

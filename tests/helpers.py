@@ -225,3 +225,21 @@ def serve_fake_amazon(**options: Any) -> Iterator[FakeAmazon]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def settle_feeds(store_id: int, *, rounds: int = 100) -> list[Any]:
+    """Run the feed job of a store (in the current app context) until nothing is due
+    any more (Amazon answered everything); its runs."""
+    import datetime as dt
+    import time
+
+    from flask_amazon_orders.jobs.feeds import next_poll_due, process_feeds
+
+    runs = []
+    for _ in range(rounds):
+        runs.append(process_feeds(store_id))
+        due = next_poll_due()
+        if due is None:
+            return runs
+        time.sleep(max(0.0, min(0.5, (due - dt.datetime.now(dt.timezone.utc)).total_seconds())))
+    raise AssertionError(f"feeds not settled: {runs}")

@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from helpers import connect_store
+from helpers import connect_store, settle_feeds
 
 from flask_amazon_orders import get_extension, signals
-from flask_amazon_orders.jobs.feeds import next_poll_due, process_feeds
 from flask_amazon_orders.models import Adjustment, AmazonOrder, utcnow
 from flask_amazon_orders.services.adjusting import AdjustmentError, adjust_items, refund_for
 
@@ -31,18 +30,6 @@ def _order(sandbox, seller, *, status="UNSHIPPED") -> str:
             {"sku": "MUG-STONE-350", "quantity": 3, "unit_price": "14.00"},
         ],
     )["orderId"]
-
-
-def _settle(store_id: int) -> None:
-    import time
-
-    for _ in range(100):
-        process_feeds(store_id)
-        due = next_poll_due()
-        if due is None:
-            return
-        time.sleep(max(0.0, min(0.5, (due - utcnow()).total_seconds())))
-    raise AssertionError("feeds did not settle")
 
 
 def _stored(db, amazon_order_id: str) -> AmazonOrder:
@@ -131,7 +118,7 @@ def test_an_adjustment_is_sent_in_one_feed_and_confirmed(app, db, sandbox, synce
     # Units being cancelled cannot be cancelled again.
     with pytest.raises(AdjustmentError, match="Only 1 unit"):
         adjust_items(_stored(db, order_id), {mug.order_item_id: 2}, reason="NoInventory")
-    _settle(store_id)
+    settle_feeds(store_id)
     (feed,) = sandbox.control.feeds()
     assert feed["feedType"] == "POST_PAYMENT_ADJUSTMENT_DATA"
     assert feed["document"].count("<Message>") == 2
@@ -148,7 +135,7 @@ def test_amazon_rejecting_an_adjustment_is_shown(app, db, sandbox, synced):
     order = _stored(db, order_id)
     adjust_items(order, {order.items[1].order_item_id: 1}, reason="CustomerCancel")
     sandbox.control.set_status(order_id, "SHIPPED")  # it shipped meanwhile
-    _settle(store_id)
+    settle_feeds(store_id)
     db.session.expire_all()
     adjustment = db.session.scalar(sa.select(Adjustment))
     assert adjustment.state == "rejected" and "Shipped" in adjustment.result
@@ -217,7 +204,7 @@ def test_ship_two_items_and_cancel_the_third_with_no_inventory(shop, sandbox, se
     )
     assert "it is being confirmed to Amazon" in shipped.data.decode()
     with shop.app_context():
-        _settle(store_id)
+        settle_feeds(store_id)
     assert sandbox.control.get_order(order_id)["fulfillment"]["fulfillmentStatus"] == (
         "PARTIALLY_SHIPPED"
     )
@@ -245,7 +232,7 @@ def test_ship_two_items_and_cancel_the_third_with_no_inventory(shop, sandbox, se
     )
     assert "1 item line cancelled" in done.data.decode()
     with shop.app_context():
-        _settle(store_id)
+        settle_feeds(store_id)
         assert amazon_orders.sync(store_id).status == "succeeded"
         order = amazon_orders.session.scalar(
             sa.select(AmazonOrder).where(AmazonOrder.amazon_order_id == order_id)

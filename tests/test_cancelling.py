@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from helpers import connect_store
+from helpers import connect_store, settle_feeds
 
 from flask_amazon_orders import get_extension, signals
-from flask_amazon_orders.jobs.feeds import next_poll_due, process_feeds
+from flask_amazon_orders.jobs.feeds import process_feeds
 from flask_amazon_orders.models import AmazonOrder, Cancellation, FeedSubmission, OrderEvent
 from flask_amazon_orders.services.cancelling import CancelError, cancel_orders
 
@@ -32,18 +31,6 @@ def _order(sandbox, seller, *, status="UNSHIPPED", ago=3600, items=2, **spec: An
     return sandbox.control.create_order(
         seller["seller_id"], status=status, created_time=moment, last_updated_time=moment, **spec
     )["orderId"]
-
-
-def _settle(store_id: int, *, rounds: int = 50) -> list[Any]:
-    """Run the feed job until nothing is due any more (Amazon answered)."""
-    runs = []
-    for _ in range(rounds):
-        runs.append(process_feeds(store_id))
-        due = next_poll_due()
-        if due is None:
-            return runs
-        time.sleep(max(0.0, min(0.5, (due - _now()).total_seconds())))
-    raise AssertionError(f"feeds not settled: {runs}")
 
 
 def _stored(db, amazon_order_id: str) -> AmazonOrder:
@@ -85,7 +72,7 @@ def test_cancel_queues_sends_one_feed_and_amazon_confirms(app, db, sandbox, sell
             o["fulfillment"]["fulfillmentStatus"] == "UNSHIPPED"
             for o in map(sandbox.control.get_order, ids)
         )
-        runs = _settle(store_id)
+        runs = settle_feeds(store_id)
     finally:
         for name, receiver in receivers.items():
             getattr(signals, name).disconnect(receiver, app)
@@ -167,7 +154,7 @@ def test_order_shipped_meanwhile_is_rejected_before_sending(app, db, sandbox, sy
     )
     cancel_orders(store_id, [ids[0]], reason="NoInventory")
     sandbox.control.set_status(ids[0], "SHIPPED")
-    _settle(store_id)
+    settle_feeds(store_id)
     order = _stored(db, ids[0])
     assert (order.status, order.cancellation_state) == ("Shipped", "rejected")
     assert sandbox.control.feeds() == []  # nothing was sent
@@ -187,7 +174,7 @@ def test_amazon_rejects_in_the_processing_report(app, db, sandbox, synced, monke
         return real_send(self, submission)
 
     monkeypatch.setattr(feeds_job._Run, "send", ship_then_send)
-    _settle(store_id)
+    settle_feeds(store_id)
     confirmed, rejected = _stored(db, ids[0]), _stored(db, ids[1])
     assert (confirmed.status, confirmed.cancellation_state) == ("Canceled", "confirmed")
     assert (rejected.status, rejected.cancellation_state) == ("Shipped", "rejected")
@@ -272,7 +259,7 @@ def test_seed_click_path_cancels_on_amazon_and_completes_the_shop_order(shop, sa
     assert "last one broke" in text and "Cancelled by</dt><dd>mia," in text
     assert _shop_order(shop, order_id) == "Complete"
     with shop.app_context():
-        _settle(store_id)
+        settle_feeds(store_id)
     after = " ".join(client.get(details).data.decode().split())
     assert "Confirmed" in after and "Amazon confirmed the cancellation" in after
     assert ">Cancel Order</a>" not in after
@@ -310,7 +297,7 @@ def test_rejection_restores_the_shop_order_and_shows_why(shop, sandbox, seller, 
 
     monkeypatch.setattr(feeds_job._Run, "send", ship_first)
     with shop.app_context():
-        _settle(store_id)
+        settle_feeds(store_id)
     assert _shop_order(shop, order_id) == "On hold"
     client = _browser(shop)
     dashboard = " ".join(client.get(f"/admin/amazon/stores/{store_id}").data.decode().split())
@@ -423,7 +410,7 @@ def test_bulk_cancel_summary_and_one_feed(shop, sandbox, seller):
     assert f"{shipped} was not cancelled" in text
     assert "4 cancellations are on their way to Amazon." in text
     with shop.app_context():
-        _settle(store_id)
+        settle_feeds(store_id)
     feeds = sandbox.control.feeds()
     assert len(feeds) == 1 and feeds[0]["document"].count("<Message>") == 4
     assert all(_shop_order(shop, i) == "Complete" for i in ids)
@@ -454,7 +441,7 @@ def test_crash_after_create_feed_is_resumed_without_sending_twice(
     submission = db.session.scalar(sa.select(FeedSubmission))
     assert submission.state == "creating"
     monkeypatch.setattr(SPAPIClient, "create_feed", real)
-    _settle(store_id)
+    settle_feeds(store_id)
     assert len(sandbox.control.feeds()) == 1
     db.session.expire_all()
     assert {c.state for c in db.session.scalars(sa.select(Cancellation))} == {"confirmed"}
@@ -477,7 +464,7 @@ def test_crash_before_upload_resends_the_same_document(app, db, sandbox, synced,
     assert built.state == "built" and "Amazon is down" in built.error
     document = built.document
     monkeypatch.setattr(SPAPIClient, "create_feed_document", real)
-    _settle(store_id)
+    settle_feeds(store_id)
     feeds = sandbox.control.feeds()
     assert len(feeds) == 1 and feeds[0]["document"] == document
 
@@ -503,7 +490,7 @@ def test_documents_that_never_reach_amazon_do_not_use_up_the_attempts(
         assert process_feeds(store_id).errors
     assert sandbox.control.feeds() == []
     monkeypatch.setattr(SPAPIClient, "upload_feed_document", real)
-    _settle(store_id)
+    settle_feeds(store_id)
     assert len(sandbox.control.feeds()) == 1
     db.session.expire_all()
     cancellations = db.session.scalars(sa.select(Cancellation)).all()
@@ -514,7 +501,7 @@ def test_fatal_feed_is_verified_and_sent_again(app, db, sandbox, synced):
     store_id, ids, _ = synced
     cancel_orders(store_id, ids[:2], reason="NoInventory")
     sandbox.control.inject_fault("createFeed", "fatal")
-    _settle(store_id)
+    settle_feeds(store_id)
     feeds = sandbox.control.feeds()
     assert [f["processingStatus"] for f in feeds] == ["FATAL", "DONE"]
     db.session.expire_all()
@@ -562,7 +549,7 @@ def test_a_sync_while_the_cancellation_waits_keeps_it_cancelled(app, db, sandbox
     order = _stored(db, ids[0])
     assert (order.status, order.cancellation_state) == ("Canceled", "queued")
     assert order.buyer_cancel_requested
-    _settle(store_id)
+    settle_feeds(store_id)
     assert _stored(db, ids[0]).cancellation_state == "confirmed"
 
 
@@ -600,7 +587,7 @@ def test_amazon_says_already_cancelled_is_confirmed_not_rejected(
         return real_send(self, submission)
 
     monkeypatch.setattr(feeds_job._Run, "send", buyer_cancels_first)
-    _settle(store_id)
+    settle_feeds(store_id)
     order = _stored(db, ids[0])
     assert (order.status, order.cancellation_state) == ("Canceled", "confirmed")
 
@@ -648,7 +635,7 @@ def test_a_second_worker_after_a_lost_lease_sends_nothing_twice(
     first.join(120)
     monkeypatch.setattr(SPAPIClient, "get_order", real_get)
     with app.app_context():
-        _settle(store_id)
+        settle_feeds(store_id)
         session = get_extension().session
         session.expire_all()
         assert {c.state for c in session.scalars(sa.select(Cancellation))} == {"confirmed"}
@@ -677,7 +664,7 @@ def test_an_order_that_cannot_be_sent_does_not_hold_up_the_others(
     signals.cancellation_confirmed.connect(
         lambda sender, *, order, **extra: heard.append(order.amazon_order_id), app, weak=False
     )
-    _settle(store_id)
+    settle_feeds(store_id)
     db.session.expire_all()
     states = {
         o.amazon_order_id: (o.status, o.cancellation_state)
@@ -699,7 +686,7 @@ def test_a_document_that_failed_to_go_out_is_checked_again(app, db, sandbox, syn
     assert db.session.scalar(sa.select(FeedSubmission.state)) == "built"
     sandbox.control.set_status(ids[0], "SHIPPED")  # meanwhile, it ships
     sandbox.control.clear_faults()
-    _settle(store_id)
+    settle_feeds(store_id)
     assert sandbox.control.feeds() == []  # no Failure for a shipped order
     order = _stored(db, ids[0])
     assert (order.status, order.cancellation_state) == ("Shipped", "rejected")
@@ -716,7 +703,7 @@ def test_a_late_sync_page_never_reopens_a_confirmed_cancellation(
     real_store_page = sync_job._store_page
 
     def confirmed_meanwhile(ext, sid, records, progress):
-        _settle(store_id)  # the page was read before the feed was processed
+        settle_feeds(store_id)  # the page was read before the feed was processed
         return real_store_page(ext, sid, records, progress)
 
     monkeypatch.setattr(sync_job, "_store_page", confirmed_meanwhile)
@@ -808,7 +795,7 @@ def test_a_check_amazon_cannot_answer_is_visible_and_throttling_holds_the_batch(
     assert [(c.state, c.submission_id) for c in waiting] == [("queued", None)] * 3
     assert all("getOrder" in c.result for c in waiting)
     sandbox.control.clear_faults()
-    _settle(store_id)
+    settle_feeds(store_id)
     db.session.expire_all()
     assert {c.state for c in db.session.scalars(sa.select(Cancellation))} == {"confirmed"}
     assert db.session.get(Store, store_id).last_feed_error is None

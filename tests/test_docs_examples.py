@@ -8,16 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import logging
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
-from helpers import connect_store, documented_signals
+from helpers import connect_store, documented_signals, settle_feeds
 
 from flask_amazon_orders import get_extension, signals
-from flask_amazon_orders.jobs.feeds import next_poll_due, process_feeds
 from flask_amazon_orders.models import AmazonOrder
 from flask_amazon_orders.services.adjusting import adjust_items
 from flask_amazon_orders.services.cancelling import cancel_orders
@@ -43,18 +41,6 @@ def _order(sandbox: Any, seller: dict[str, Any], *skus: str) -> str:
         seller["seller_id"], created_time=moment, last_updated_time=moment, items=items
     )
     return str(order["orderId"])
-
-
-def _settle(store_id: int) -> None:
-    """Run the feed job until Amazon answered everything."""
-    for _ in range(100):
-        process_feeds(store_id)
-        due = next_poll_due()
-        if due is None:
-            return
-        wait = (due - dt.datetime.now(dt.timezone.utc)).total_seconds()
-        time.sleep(min(0.5, max(0.0, wait)))
-    raise AssertionError("the feed job did not settle")
 
 
 def test_the_complete_receiver_hears_every_signal(shop, sandbox, seller, caplog):
@@ -109,7 +95,7 @@ def test_the_complete_receiver_hears_every_signal(shop, sandbox, seller, caplog)
             )
             adjust_items(order, {order.items[0].order_item_id: 1}, reason="NoInventory")
         sandbox.control.set_status(ids["late"], "SHIPPED")
-        _settle(store_id)
+        settle_feeds(store_id)
 
         sandbox.control.revoke_seller(seller["seller_id"])
         assert ext.sync(store_id).status == "failed"
