@@ -268,13 +268,21 @@ def _queued_text(
     refund: Refund, reason: str, memo: str | None, currency: str | None
 ) -> events.Text:
     refunded = {"amount": str(refund.total), "currency": currency}
+    if memo:
+        return events.Text(
+            "adjustment_queued_memo",
+            num=refund.quantity,
+            item=refund.order_item_id,
+            adjustment_reason=reason,
+            refund=refunded,
+            memo=memo,
+        )
     return events.Text(
-        "adjustment_queued_memo" if memo else "adjustment_queued",
+        "adjustment_queued",
         num=refund.quantity,
         item=refund.order_item_id,
         adjustment_reason=reason,
         refund=refunded,
-        **({"memo": memo} if memo else {}),
     )
 
 
