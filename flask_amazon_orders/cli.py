@@ -362,12 +362,14 @@ def cancel_command(
     "--store",
     "store_refs",
     multiple=True,
-    help="Store id or name (repeatable). Default: every store with cancellations on their way.",
+    help="Store id or name (repeatable). Default: every store with cancellations, item "
+    "adjustments or shipments on their way.",
 )
 @click.option("--wait", is_flag=True, help="Keep polling until Amazon answered every feed.")
 @with_appcontext
 def feeds_command(store_refs: tuple[str, ...], wait: bool) -> None:
-    """Send queued cancellations to Amazon and collect Amazon's answers."""
+    """Send queued cancellations, item adjustments and shipment confirmations to
+    Amazon and collect Amazon's answers."""
     from .extension import get_extension
     from .jobs.feeds import next_poll_due, process_all_feeds, process_feeds
     from .models import utcnow

@@ -1033,7 +1033,8 @@ def stores_with_feed_work() -> list[int]:
 
 
 def process_all_feeds(should_stop: Callable[[], bool] | None = None) -> list[FeedRun]:
-    """:func:`process_feeds` for every store with cancellations or shipments on their way."""
+    """:func:`process_feeds` for every store with cancellations, item adjustments or
+    shipments on their way."""
     runs = []
     for store_id in stores_with_feed_work():
         if should_stop is not None and should_stop():
