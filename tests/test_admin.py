@@ -459,6 +459,36 @@ def test_order_details_items_totals_timeline_and_routing(app, synced):
     assert "Phone" not in shipped
 
 
+def test_dashboard_lists_the_orders_that_cannot_be_read(app, db, synced):
+    from flask_amazon_orders.models import UnreadableOrder
+
+    _grant(app)
+    store_id = synced["store_id"]
+    client = app.test_client()
+    assert "Orders that cannot be read" not in _text(client.get(f"{PREFIX}/stores/{store_id}"))
+    first = _now() - dt.timedelta(days=2)
+    for n in range(23):
+        db.session.add(
+            UnreadableOrder(
+                store_id=store_id,
+                amazon_order_id=f"028-0000000-{n:07d}",
+                error=f"order 028-0000000-{n:07d}: unknown fulfillmentStatus 'X{n}' <b>",
+                attempts=n + 1,
+                first_seen_at=first + dt.timedelta(minutes=n),
+                last_tried_at=_now(),
+            )
+        )
+    db.session.commit()
+
+    page = _text(client.get(f"{PREFIX}/stores/{store_id}"))
+    assert "Orders that cannot be read" in page
+    assert "23 Amazon orders that cannot be read, with the reason" in page
+    # The longest-known first, 20 of them, each linked to Seller Central (Amazon.de).
+    assert 'href="https://sellercentral.amazon.de/orders-v3/order/028-0000000-0000000"' in page
+    assert "028-0000000-0000019" in page and "028-0000000-0000020" not in page
+    assert "unknown fulfillmentStatus &#39;X0&#39; &lt;b&gt;" in page  # Amazon's text, escaped
+
+
 def test_retry_import_of_a_blocked_order(shop, sandbox, seller):
     from example_app import amazon_orders
     from example_app.models import Product

@@ -29,6 +29,7 @@ from ..models import (
     Store,
     StoreEvent,
     SyncRun,
+    UnreadableOrder,
     utcnow,
 )
 
@@ -193,6 +194,27 @@ def blocked_orders(store_id: int, limit: int = 20) -> list[AmazonOrder]:
             .limit(limit)
         )
     )
+
+
+def unreadable_orders(store_id: int, limit: int = 20) -> tuple[list[UnreadableOrder], int]:
+    """The store's orders Amazon lists but the sync cannot read (the longest-known
+    first), at most ``limit``, and how many there are."""
+    rows = list(
+        _session().scalars(
+            sa.select(UnreadableOrder)
+            .where(UnreadableOrder.store_id == store_id)
+            .order_by(UnreadableOrder.first_seen_at, UnreadableOrder.id)
+            .limit(limit + 1)
+        )
+    )
+    if len(rows) <= limit:
+        return rows, len(rows)
+    total = _session().scalar(
+        sa.select(sa.func.count())
+        .select_from(UnreadableOrder)
+        .where(UnreadableOrder.store_id == store_id)
+    )
+    return rows[:limit], total or 0
 
 
 # -- all orders: filter, search, sort, pagination ----------------------------------

@@ -141,6 +141,7 @@ def dashboard(store_id: int) -> str:
     require(VIEW, store)
     recent = queries.recent_orders(store.id)
     blocked = queries.blocked_orders(store.id)
+    unreadable, unreadable_total = queries.unreadable_orders(store.id)
     worker = get_extension().worker
     return render_template(
         "amazon_orders/dashboard.html",
@@ -149,6 +150,11 @@ def dashboard(store_id: int) -> str:
         counts=queries.status_counts([store.id])[store.id],
         blocked=blocked,
         blocked_total=queries.blocked_counts([store.id]).get(store.id, 0),
+        unreadable=[
+            (row, routing.seller_central_order_url(row.amazon_order_id, store.marketplace_id))
+            for row in unreadable
+        ],
+        unreadable_total=unreadable_total,
         recent=recent,
         host_urls=_host_urls(recent + blocked),
         runs=queries.recent_runs(store.id),

@@ -95,8 +95,14 @@ class Route:
 def seller_central_url(order: AmazonOrder, store: Store | None = None) -> str:
     """The deep link to ``order`` in the Seller Central site of its marketplace."""
     marketplace = order.marketplace_id or (store.marketplace_id if store else None)
-    host = SELLER_CENTRAL_HOSTS.get(marketplace or "", "sellercentral.amazon.com")
-    return f"https://{host}/orders-v3/order/{order.amazon_order_id}"
+    return seller_central_order_url(order.amazon_order_id, marketplace)
+
+
+def seller_central_order_url(amazon_order_id: str, marketplace_id: str | None) -> str:
+    """The deep link to an Amazon order id in the Seller Central site of a marketplace
+    (also for an order that is not stored, such as one that cannot be read)."""
+    host = SELLER_CENTRAL_HOSTS.get(marketplace_id or "", "sellercentral.amazon.com")
+    return f"https://{host}/orders-v3/order/{amazon_order_id}"
 
 
 def route(
