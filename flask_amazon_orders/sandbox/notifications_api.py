@@ -32,6 +32,8 @@ sandbox is stateful. Other notification types are answered 400.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, request
@@ -53,6 +55,18 @@ bp = Blueprint("amazon_orders_sandbox_notifications", __name__)
 
 _BASE = "/notifications/v1"
 _INVALID = "InvalidInput"
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """The notification centre's refusals as Amazon answers them: 400, or 409 for a
+    conflict."""
+    try:
+        yield
+    except NotificationSpecError as exc:
+        raise ApiError(400, _INVALID, str(exc)) from None
+    except Conflict as exc:
+        raise ApiError(409, "Conflict", str(exc)) from None
 
 
 def _payload(value: Any) -> tuple[int, str]:
@@ -156,15 +170,11 @@ def create_destination(state: SandboxState, seller: None) -> tuple[int, str]:
     sqs = spec.get("sqs")
     arn = sqs.get("arn") if isinstance(sqs, dict) else None
     center = state.notifications
-    try:
+    with _refusals():
         queue_url, region = center.resolve_queue(arn)  # network: outside the lock
         assert isinstance(arn, str)  # resolve_queue checked it
         with state.lock:
             destination = center.create_destination(name, arn, queue_url, region)
-    except NotificationSpecError as exc:
-        raise ApiError(400, _INVALID, str(exc)) from None
-    except Conflict as exc:
-        raise ApiError(409, "Conflict", str(exc)) from None
     return _payload(destination.to_dict())
 
 
@@ -197,10 +207,8 @@ def delete_destination(state: SandboxState, seller: None, destination_id: str) -
     """deleteDestination: remove a destination without subscriptions."""
     with state.lock:
         _destination(state, destination_id)
-        try:
+        with _refusals():
             state.notifications.delete_destination(destination_id)
-        except Conflict as exc:
-            raise ApiError(409, "Conflict", str(exc)) from None
     return 200, "{}"
 
 
@@ -225,14 +233,10 @@ def create_subscription(
         raise ApiError(400, _INVALID, "destinationId is required.")
     directive = _directive(body.get("processingDirective"))
     with state.lock:
-        try:
+        with _refusals():
             subscription = state.notifications.subscribe(
                 seller.seller_id, destination_id, directive
             )
-        except NotificationSpecError as exc:
-            raise ApiError(400, _INVALID, str(exc)) from None
-        except Conflict as exc:
-            raise ApiError(409, "Conflict", str(exc)) from None
         return _payload(subscription.to_dict())
 
 
