@@ -40,6 +40,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from flask_amazon_orders.crypto import buyer_data_context
+from flask_amazon_orders.models import metadata
 from flask_amazon_orders.sandbox import SandboxServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -223,23 +224,11 @@ _ORDER_COLUMNS = (
     "host_status",
     "cancellation_state",
 )
-_ITEM_COLUMNS = (
-    "asin",
-    "seller_sku",
-    "title",
-    "condition",
-    "quantity_ordered",
-    "quantity_shipped",
-    "unit_price",
-    "item_price",
-    "shipping_price",
-    "item_tax",
-    "shipping_tax",
-    "discount",
-    "total",
-    "buyer_cancel_requested",
-    "buyer_cancel_reason",
-    "cancelled_by",
+#: Every column of an item but its keys.
+_ITEM_COLUMNS = tuple(
+    column.name
+    for column in metadata.tables["amazon_order_items"].columns
+    if column.name not in ("id", "order_id", "order_item_id")
 )
 
 
